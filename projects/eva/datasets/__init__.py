@@ -1,0 +1,1 @@
+"""Project-generated datasets (demo and tests)."""

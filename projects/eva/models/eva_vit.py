@@ -1,0 +1,571 @@
+"""EVA-01 vision transformer: one implementation for every task.
+
+EVA-01 is a plain ViT with BEiT-style q/v biases (no k bias), learnable absolute position
+embeddings and a cls token. The same blocks serve MIM pretraining (mask tokens),
+classification (mean pooling + ``fc_norm``), ViTDet-style detection (window attention with
+decomposed relative positions, no cls token), segmentation (several outputs) and video
+(frames share the patch embedding, joint space-time attention). Parameter names follow the
+official EVA-01 / timm layout (``blocks.N.attn.qkv``, ``mlp.fc1``...) so checkpoints convert
+with few renames and downstream layer decay reads ``blocks.N``.
+"""
+import math
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmengine.model import BaseModule
+from mmpretrain.registry import MODELS
+
+ARCH_ZOO = {
+    'tiny': dict(embed_dims=192, num_layers=12, num_heads=3, feedforward_channels=768),
+    'small': dict(embed_dims=384, num_layers=12, num_heads=6, feedforward_channels=1536),
+    'base': dict(embed_dims=768, num_layers=12, num_heads=12, feedforward_channels=3072),
+    'large': dict(embed_dims=1024, num_layers=24, num_heads=16, feedforward_channels=4096),
+    'giant': dict(embed_dims=1408, num_layers=40, num_heads=16, feedforward_channels=6144),
+}
+OUT_TYPES = ('raw', 'cls_token', 'featmap', 'avg_featmap')
+
+
+def trunc_normal_sigma_(tensor: torch.Tensor, std: float) -> torch.Tensor:
+    """EVA-01's init: normal(0, std) truncated at +-1 sigma (not timm's +-2 absolute)."""
+    return nn.init.trunc_normal_(tensor, mean=0., std=std, a=-std, b=std)
+
+
+def resize_pos_embed(pos_embed: torch.Tensor, src_shape: Sequence[int],
+                     dst_shape: Sequence[int], num_extra_tokens: int,
+                     mode: str = 'bicubic') -> torch.Tensor:
+    """Resize a (1, extra + prod(src_shape), C) position table to ``dst_shape``.
+
+    2-D shapes ``(h, w)`` use ``mode`` (bicubic, as EVA-01); 3-D shapes ``(t, h, w)`` (video)
+    are resized trilinearly, EVA-01's 8 -> 16 frame rule. Extra (cls) slots are kept as is.
+    """
+    src_shape, dst_shape = tuple(src_shape), tuple(dst_shape)
+    if src_shape == dst_shape:
+        return pos_embed
+    if len(src_shape) != len(dst_shape):
+        raise ValueError(f'cannot resize a {src_shape} position grid to {dst_shape}')
+    extra, grid = pos_embed[:, :num_extra_tokens], pos_embed[:, num_extra_tokens:]
+    if grid.shape[1] != math.prod(src_shape):
+        raise ValueError(f'position table has {grid.shape[1]} grid tokens, expected '
+                         f'{math.prod(src_shape)} for grid {src_shape}')
+    channels = grid.shape[-1]
+    grid = grid.reshape(1, *src_shape, channels).movedim(-1, 1).float()
+    grid = F.interpolate(grid, size=dst_shape,
+                         mode=mode if len(dst_shape) == 2 else 'trilinear',
+                         align_corners=False)
+    grid = grid.movedim(1, -1).reshape(1, -1, channels).to(pos_embed.dtype)
+    return torch.cat([extra, grid], dim=1)
+
+
+def resize_rel_pos(rel_pos: torch.Tensor, length: int) -> torch.Tensor:
+    """Linearly resize a decomposed relative-position table (L, C) to ``length`` rows."""
+    if rel_pos.shape[0] == length:
+        return rel_pos
+    out = F.interpolate(rel_pos.float().t().unsqueeze(0), size=length, mode='linear',
+                        align_corners=False)
+    return out.squeeze(0).t().to(rel_pos.dtype)
+
+
+def decomposed_rel_pos_bias(q: torch.Tensor, rel_pos_h: torch.Tensor,
+                            rel_pos_w: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    """MViTv2/ViTDet decomposed relative position bias as an additive attention mask.
+
+    ``q``: (B, heads, h*w, head_dim). Returns (B, heads, h*w, h*w), added to the logits.
+    """
+    h, w = size
+    rh = resize_rel_pos(rel_pos_h, 2 * h - 1)
+    rw = resize_rel_pos(rel_pos_w, 2 * w - 1)
+    coords_h = torch.arange(h, device=q.device)
+    coords_w = torch.arange(w, device=q.device)
+    table_h = rh[(coords_h[:, None] - coords_h[None, :]) + h - 1]  # (h, h, C)
+    table_w = rw[(coords_w[:, None] - coords_w[None, :]) + w - 1]  # (w, w, C)
+    b, heads, _, dim = q.shape
+    r_q = q.reshape(b, heads, h, w, dim)
+    bias_h = torch.einsum('bnhwc,hkc->bnhwk', r_q, table_h.to(q.dtype))
+    bias_w = torch.einsum('bnhwc,wkc->bnhwk', r_q, table_w.to(q.dtype))
+    bias = bias_h[..., :, None] + bias_w[..., None, :]  # (b, n, h, w, h, w)
+    return bias.reshape(b, heads, h * w, h * w)
+
+
+def window_partition(x: torch.Tensor, window: int) -> Tuple[torch.Tensor, Tuple[int, int]]:
+    """(B, H, W, C) -> (B * nW, window, window, C), zero-padding H and W to the window."""
+    b, h, w, c = x.shape
+    pad_h, pad_w = (-h) % window, (-w) % window
+    if pad_h or pad_w:
+        x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
+    hp, wp = h + pad_h, w + pad_w
+    x = x.view(b, hp // window, window, wp // window, window, c)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window, window, c), (hp, wp)
+
+
+def window_unpartition(windows: torch.Tensor, window: int, padded: Tuple[int, int],
+                       size: Tuple[int, int]) -> torch.Tensor:
+    """Inverse of :func:`window_partition`, cropping the padding."""
+    hp, wp = padded
+    h, w = size
+    b = windows.shape[0] // (hp * wp // window // window)
+    x = windows.view(b, hp // window, wp // window, window, window, -1)
+    x = x.permute(0, 1, 3, 2, 4, 5).reshape(b, hp, wp, -1)
+    return x[:, :h, :w].contiguous()
+
+
+class LayerNorm(nn.LayerNorm):
+    """LayerNorm that can compute in fp32 under fp16/bf16 (EVA-01's ``LayerNormWithForceFP32``)."""
+
+    def __init__(self, dim: int, eps: float = 1e-6, force_fp32: bool = False):
+        super().__init__(dim, eps=eps)
+        self.force_fp32 = force_fp32
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.force_fp32 and x.dtype != torch.float32:
+            with torch.autocast(x.device.type, enabled=False):
+                return F.layer_norm(x.float(), self.normalized_shape, self.weight.float(),
+                                    self.bias.float(), self.eps).to(x.dtype)
+        return super().forward(x)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with q/v bias (k bias is zero), on SDPA.
+
+    ``rel_pos_size``: token grid of the decomposed relative-position tables (detection).
+    ``fp32_attention``: compute logits and softmax in fp32 under autocast (EVA-01 ``qk_float``).
+    """
+
+    def __init__(self, dim: int, num_heads: int, qv_bias: bool = True,
+                 rel_pos_size: Optional[Tuple[int, int]] = None,
+                 fp32_attention: bool = False):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f'embed_dims {dim} is not divisible by num_heads {num_heads}')
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.fp32_attention = fp32_attention
+        self.qkv = nn.Linear(dim, dim * 3, bias=False)
+        if qv_bias:
+            self.q_bias = nn.Parameter(torch.zeros(dim))
+            self.v_bias = nn.Parameter(torch.zeros(dim))
+            self.register_buffer('k_bias', torch.zeros(dim), persistent=False)
+        else:
+            self.q_bias = self.v_bias = None
+        self.proj = nn.Linear(dim, dim)
+        self.rel_pos_size = tuple(rel_pos_size) if rel_pos_size else None
+        if self.rel_pos_size:
+            # ViTDet: zero-initialised tables, new parameters absent from MIM checkpoints.
+            self.rel_pos_h = nn.Parameter(torch.zeros(2 * self.rel_pos_size[0] - 1, self.head_dim))
+            self.rel_pos_w = nn.Parameter(torch.zeros(2 * self.rel_pos_size[1] - 1, self.head_dim))
+
+    def forward(self, x: torch.Tensor, hw: Optional[Tuple[int, int]] = None) -> torch.Tensor:
+        b, n, c = x.shape
+        bias = None
+        if self.q_bias is not None:
+            bias = torch.cat([self.q_bias, self.k_bias, self.v_bias])
+        qkv = F.linear(x, self.qkv.weight, bias)
+        q, k, v = qkv.view(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        mask = None
+        if self.rel_pos_size:
+            if hw is None or hw[0] * hw[1] != n:
+                raise ValueError('relative positions need the (h, w) token grid of the input')
+            mask = decomposed_rel_pos_bias(q, self.rel_pos_h, self.rel_pos_w, hw)
+        if self.fp32_attention and q.dtype != torch.float32:
+            with torch.autocast(x.device.type, enabled=False):
+                out = F.scaled_dot_product_attention(
+                    q.float(), k.float(), v.float(),
+                    attn_mask=None if mask is None else mask.float())
+            out = out.to(x.dtype)
+        else:
+            out = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=None if mask is None else mask.to(q.dtype))
+        out = out.transpose(1, 2).reshape(b, n, c)
+        return self.proj(out)
+
+
+class Mlp(nn.Module):
+    """fc1 -> exact GELU -> fc2."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class DropPath(nn.Module):
+    """Stochastic depth per sample."""
+
+    def __init__(self, prob: float = 0.):
+        super().__init__()
+        self.prob = prob
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.prob == 0. or not self.training:
+            return x
+        keep = 1 - self.prob
+        mask = x.new_empty((x.shape[0], ) + (1, ) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f'prob={self.prob}'
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block; optional window attention over the (h, w) patch grid.
+
+    With ``window_size > 0`` the block expects patch tokens only (no cls token) and the
+    grid ``hw``; it pads the grid to whole windows, attends within each window and crops.
+    """
+
+    def __init__(self, dim: int, num_heads: int, mlp_hidden: int, drop_path: float = 0.,
+                 qv_bias: bool = True, norm_eps: float = 1e-6, window_size: int = 0,
+                 rel_pos_size: Optional[Tuple[int, int]] = None,
+                 fp32_attn_and_norm: bool = False):
+        super().__init__()
+        self.window_size = window_size
+        self.norm1 = LayerNorm(dim, norm_eps, fp32_attn_and_norm)
+        self.attn = Attention(
+            dim, num_heads, qv_bias,
+            rel_pos_size=(window_size, window_size) if (rel_pos_size and window_size) else rel_pos_size,
+            fp32_attention=fp32_attn_and_norm)
+        self.drop_path = DropPath(drop_path)
+        self.norm2 = LayerNorm(dim, norm_eps, fp32_attn_and_norm)
+        self.mlp = Mlp(dim, mlp_hidden)
+
+    def forward(self, x: torch.Tensor, hw: Optional[Tuple[int, int]] = None) -> torch.Tensor:
+        y = self.norm1(x)
+        if self.window_size:
+            if hw is None or hw[0] * hw[1] != x.shape[1]:
+                raise ValueError('window attention needs patch tokens only and their (h, w) grid')
+            b, _, c = y.shape
+            win, padded = window_partition(y.view(b, hw[0], hw[1], c), self.window_size)
+            win = self.attn(win.view(win.shape[0], -1, c), (self.window_size, self.window_size))
+            y = window_unpartition(win.view(-1, self.window_size, self.window_size, c),
+                                   self.window_size, padded, hw).view(b, -1, c)
+        else:
+            y = self.attn(y, hw)
+        x = x + self.drop_path(y)
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class PatchEmbed(nn.Module):
+    """Conv patch embedding. 5-D video input (B, C, T, H, W) is embedded frame by frame,
+    which is exactly EVA-01's tubelet-1 Conv3d with the 2-D kernel inflated."""
+
+    def __init__(self, in_channels: int, dim: int, patch_size: int):
+        super().__init__()
+        self.patch_size = patch_size
+        self.proj = nn.Conv2d(in_channels, dim, patch_size, patch_size)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, ...]]:
+        frames = None
+        if x.ndim == 5:
+            b, c, frames = x.shape[:3]
+            x = x.transpose(1, 2).reshape(b * frames, c, *x.shape[3:])
+        if x.ndim != 4:
+            raise ValueError(f'expected an image batch (B, C, H, W) or a video batch '
+                             f'(B, C, T, H, W), got shape {tuple(x.shape)}')
+        h, w = x.shape[-2:]
+        if h % self.patch_size or w % self.patch_size:
+            raise ValueError(f'input size {h}x{w} is not a multiple of the patch size '
+                             f'{self.patch_size}')
+        x = self.proj(x)
+        grid = x.shape[-2:]
+        x = x.flatten(2).transpose(1, 2)
+        if frames is None:
+            return x, tuple(grid)
+        return x.reshape(-1, frames * x.shape[1], x.shape[2]), (frames, *grid)
+
+
+@MODELS.register_module()
+class EVAViT(BaseModule):
+    """EVA-01 ViT backbone.
+
+    Args:
+        arch: ``giant``/``large``/``base``/``small``/``tiny`` or a dict with ``embed_dims``,
+            ``num_layers``, ``num_heads``, ``feedforward_channels``.
+        img_size: training input size; sets the position grid (and rel-pos tables).
+        patch_size: 14 (EVA-01 MIM/cls/video) or 16 (det/seg, converted weights).
+        pos_embed_size: input size of the stored position table when it should stay at the
+            pretraining grid and be resized every forward (ViTDet: 224). Default ``img_size``.
+        num_frames: video mode; the position table holds ``num_frames`` tiled spatial grids.
+        out_indices: blocks whose outputs are returned (negative counts from the end).
+        out_type: ``raw`` (B, 1+N, C), ``cls_token`` (B, C), ``featmap`` (B, C, H, W) or
+            ``avg_featmap`` (mean of patch tokens + ``fc_norm``, EVA-01 fine-tuning).
+        final_norm: LayerNorm on the last block's output (MIM, linear probe, CLIP).
+        with_cls_token: False for detection.
+        with_mask_token: adds the MIM ``mask_token`` used by ``forward(x, mask)``.
+        window_size / global_block_indices: window attention in every block but the global ones.
+        use_rel_pos: decomposed relative positions (zero-init) in every block.
+        fp32_attn_and_norm: attention logits and LayerNorm in fp32 under autocast (EVA-01).
+        with_cp: activation checkpointing per block.
+        freeze_patch_embed: EVA-01 cls/det fine-tunes freeze the patch embedding.
+        frozen_stages: freeze patch/pos/cls embeddings and the first ``frozen_stages`` blocks.
+        init_std: EVA-01 init std (0.015 pretraining, 0.02 fine-tuning).
+    """
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'base',
+                 img_size: Union[int, Sequence[int]] = 224,
+                 patch_size: int = 14,
+                 in_channels: int = 3,
+                 pos_embed_size: Optional[Union[int, Sequence[int]]] = None,
+                 num_frames: Optional[int] = None,
+                 out_indices: Union[int, Sequence[int]] = -1,
+                 out_type: str = 'raw',
+                 final_norm: bool = True,
+                 with_cls_token: bool = True,
+                 with_mask_token: bool = False,
+                 qv_bias: bool = True,
+                 drop_path_rate: float = 0.,
+                 norm_eps: float = 1e-6,
+                 window_size: int = 0,
+                 global_block_indices: Sequence[int] = (),
+                 use_rel_pos: bool = False,
+                 fp32_attn_and_norm: bool = False,
+                 with_cp: bool = False,
+                 freeze_patch_embed: bool = False,
+                 frozen_stages: int = -1,
+                 init_std: float = 0.015,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        if isinstance(arch, str):
+            if arch not in ARCH_ZOO:
+                raise KeyError(f'unknown EVAViT arch {arch!r}; choose from {sorted(ARCH_ZOO)} '
+                               'or pass a dict')
+            arch = ARCH_ZOO[arch]
+        missing = {'embed_dims', 'num_layers', 'num_heads', 'feedforward_channels'} - set(arch)
+        if missing:
+            raise KeyError(f'EVAViT arch dict lacks {sorted(missing)}')
+        if out_type not in OUT_TYPES:
+            raise ValueError(f'out_type must be one of {OUT_TYPES}, got {out_type!r}')
+        if out_type == 'cls_token' and not with_cls_token:
+            raise ValueError('out_type="cls_token" needs with_cls_token=True')
+        self.embed_dims = dim = arch['embed_dims']
+        self.num_layers = arch['num_layers']
+        self.num_heads = arch['num_heads']
+        self.patch_size = patch_size
+        self.img_size = _pair(img_size)
+        self.grid_size = tuple(s // patch_size for s in self.img_size)
+        self.num_frames = num_frames
+        pos_size = _pair(pos_embed_size) if pos_embed_size else self.img_size
+        self.pos_grid = tuple(s // patch_size for s in pos_size)
+        if num_frames:
+            self.pos_grid = (num_frames, *self.pos_grid)
+        self.out_type = out_type
+        self.with_cls_token = with_cls_token
+        self.num_extra_tokens = int(with_cls_token)
+        self.init_std = init_std
+        self.with_cp = with_cp
+        self.freeze_patch_embed = freeze_patch_embed
+        self.frozen_stages = frozen_stages
+
+        self.patch_embed = PatchEmbed(in_channels, dim, patch_size)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if with_cls_token else None
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, dim)) if with_mask_token else None
+        self.pos_embed = nn.Parameter(
+            torch.zeros(1, self.num_extra_tokens + math.prod(self.pos_grid), dim))
+
+        if window_size and with_cls_token:
+            raise ValueError('window attention works on patch tokens: set with_cls_token=False')
+        global_blocks = {i % self.num_layers for i in global_block_indices}
+        dpr = torch.linspace(0, drop_path_rate, self.num_layers).tolist()
+        self.blocks = nn.ModuleList([
+            Block(dim, self.num_heads, arch['feedforward_channels'], dpr[i], qv_bias, norm_eps,
+                  window_size=0 if i in global_blocks else window_size,
+                  rel_pos_size=self.grid_size if use_rel_pos else None,
+                  fp32_attn_and_norm=fp32_attn_and_norm)
+            for i in range(self.num_layers)
+        ])
+        self.norm = LayerNorm(dim, norm_eps, fp32_attn_and_norm) if final_norm else None
+        self.fc_norm = LayerNorm(dim, norm_eps, fp32_attn_and_norm) \
+            if out_type == 'avg_featmap' else None
+
+        if isinstance(out_indices, int):
+            out_indices = [out_indices]
+        self.out_indices = sorted(i % self.num_layers for i in out_indices)
+        self._register_load_state_dict_pre_hook(self._adapt_checkpoint)
+        self._freeze()
+
+    # ------------------------------------------------------------------ init / freezing
+    def init_weights(self):
+        if self.init_cfg is not None and self.init_cfg.get('type') == 'Pretrained':
+            self._eva_init()  # new params (rel-pos, head) start from EVA's init
+            super().init_weights()
+            return
+        self._eva_init()
+
+    def _eva_init(self):
+        std = self.init_std
+        for name, m in self.named_modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d)):
+                trunc_normal_sigma_(m.weight, std)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        for p in (self.pos_embed, self.cls_token, self.mask_token):
+            if p is not None:
+                trunc_normal_sigma_(p, std)
+        for layer_id, blk in enumerate(self.blocks, start=1):  # EVA-01 fix_init_weight
+            blk.attn.proj.weight.data.div_(math.sqrt(2.0 * layer_id))
+            blk.mlp.fc2.weight.data.div_(math.sqrt(2.0 * layer_id))
+            if blk.attn.q_bias is not None:
+                nn.init.zeros_(blk.attn.q_bias)
+                nn.init.zeros_(blk.attn.v_bias)
+            if blk.attn.rel_pos_size:
+                nn.init.zeros_(blk.attn.rel_pos_h)
+                nn.init.zeros_(blk.attn.rel_pos_w)
+
+    def _freeze(self):
+        frozen = []
+        if self.freeze_patch_embed or self.frozen_stages >= 0:
+            frozen.append(self.patch_embed)
+        if self.frozen_stages >= 0:
+            frozen += list(self.blocks[:self.frozen_stages])
+            for p in (self.pos_embed, self.cls_token):
+                if p is not None:
+                    p.requires_grad_(False)
+        for m in frozen:
+            m.eval()
+            for p in m.parameters():
+                p.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze()
+        return self
+
+    # ------------------------------------------------------------------ layer decay
+    def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
+        """EVA-01 layer-decay id: embeddings 0, block k -> k + 1, everything else last.
+
+        Returns ``(layer_id, num_layers + 2)`` as mmpretrain's layer-decay constructor expects.
+        """
+        num = self.num_layers + 2
+        if not param_name.startswith(prefix):
+            return num - 1, num
+        name = param_name[len(prefix):]
+        if name.split('.')[0] in ('cls_token', 'mask_token', 'pos_embed', 'patch_embed'):
+            return 0, num
+        if name.startswith('blocks.'):
+            return int(name.split('.')[1]) + 1, num
+        return num - 1, num
+
+    # ------------------------------------------------------------------ checkpoints
+    def _adapt_checkpoint(self, state_dict, prefix, *args, **kwargs):
+        """Make a checkpoint from another resolution / frame count / token layout fit.
+
+        Position tables are resized (bicubic; trilinear over frames), an image table is
+        tiled over frames for video, a cls slot is dropped when the model has no cls token,
+        a 3-D tubelet-1 patch kernel is squeezed, and rel-pos tables are resized.
+        """
+        key = prefix + 'pos_embed'
+        if key in state_dict:
+            state_dict[key] = self._fit_pos_embed(state_dict[key])
+        key = prefix + 'patch_embed.proj.weight'
+        if key in state_dict and state_dict[key].ndim == 5:
+            if state_dict[key].shape[2] != 1:
+                raise ValueError(f'{key}: only tubelet size 1 is supported, got kernel '
+                                 f'{tuple(state_dict[key].shape)}')
+            state_dict[key] = state_dict[key].squeeze(2)
+        for i, blk in enumerate(self.blocks):
+            if not blk.attn.rel_pos_size:
+                continue
+            for axis, size in zip('hw', blk.attn.rel_pos_size):
+                key = f'{prefix}blocks.{i}.attn.rel_pos_{axis}'
+                if key in state_dict and state_dict[key].shape[0] != 2 * size - 1:
+                    state_dict[key] = resize_rel_pos(state_dict[key], 2 * size - 1)
+
+    def _fit_pos_embed(self, pos: torch.Tensor) -> torch.Tensor:
+        if pos.ndim != 3 or pos.shape[-1] != self.embed_dims:
+            raise ValueError(f'pos_embed of shape {tuple(pos.shape)} does not fit embed_dims '
+                             f'{self.embed_dims}')
+        src_extra, n = _split_extra(pos.shape[1], self.pos_grid, self.num_frames)
+        src_grid = _infer_grid(n, self.pos_grid, self.num_frames)
+        if src_extra and not self.num_extra_tokens:
+            pos = pos[:, src_extra:]
+        elif self.num_extra_tokens and not src_extra:
+            raise ValueError('checkpoint pos_embed has no cls slot but the model has a cls token')
+        if self.num_frames and len(src_grid) == 2:  # image table -> tile over frames
+            pos = resize_pos_embed(pos, src_grid, self.pos_grid[1:], self.num_extra_tokens)
+            extra, grid = pos[:, :self.num_extra_tokens], pos[:, self.num_extra_tokens:]
+            return torch.cat([extra, grid.repeat(1, self.num_frames, 1)], dim=1)
+        return resize_pos_embed(pos, src_grid, self.pos_grid, self.num_extra_tokens)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> tuple:
+        """``mask`` (B, h, w) or (B, h*w), True = masked: replaced by the mask token before
+        the position embedding is added (BEiT/EVA-01 MIM)."""
+        b = x.shape[0]
+        x, grid = self.patch_embed(x)
+        if mask is not None:
+            if self.mask_token is None:
+                raise ValueError('a mask was given but the backbone has no mask token '
+                                 '(with_mask_token=False)')
+            w = mask.reshape(b, -1, 1).to(x.dtype)
+            if w.shape[1] != x.shape[1]:
+                raise ValueError(f'mask covers {w.shape[1]} patches, the input has {x.shape[1]}')
+            x = x * (1 - w) + self.mask_token.to(x.dtype) * w
+        if self.cls_token is not None:
+            x = torch.cat([self.cls_token.expand(b, -1, -1).to(x.dtype), x], dim=1)
+        pos = self.pos_embed
+        if tuple(grid) != self.pos_grid:
+            pos = resize_pos_embed(pos, self.pos_grid, grid, self.num_extra_tokens)
+        x = x + pos.to(x.dtype)
+        hw = tuple(grid[-2:]) if self.cls_token is None and len(grid) == 2 else None
+
+        outs = []
+        for i, blk in enumerate(self.blocks):
+            if self.with_cp and self.training and x.requires_grad:
+                x = cp.checkpoint(blk, x, hw, use_reentrant=False)
+            else:
+                x = blk(x, hw)
+            if i == self.num_layers - 1 and self.norm is not None:
+                x = self.norm(x)
+            if i in self.out_indices:
+                outs.append(self._format(x, grid))
+        return tuple(outs)
+
+    def _format(self, x: torch.Tensor, grid: Tuple[int, ...]) -> torch.Tensor:
+        if self.out_type == 'raw':
+            return x
+        if self.out_type == 'cls_token':
+            return x[:, 0]
+        patches = x[:, self.num_extra_tokens:]
+        if self.out_type == 'avg_featmap':
+            return self.fc_norm(patches.mean(dim=1))
+        b, _, c = patches.shape
+        return patches.transpose(1, 2).reshape(b, c, *grid)
+
+
+def _pair(v) -> Tuple[int, int]:
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _split_extra(total: int, grid: Tuple[int, ...], frames: Optional[int]):
+    """Guess how many extra (cls) slots a checkpoint table holds: 1 if total - 1 is a
+    plausible grid size (a square, or frames x square), else 0."""
+    for extra in (1, 0):
+        n = total - extra
+        if n > 0 and _infer_grid(n, grid, frames, strict=False) is not None:
+            return extra, n
+    raise ValueError(f'cannot read a position grid from a table of {total} tokens')
+
+
+def _infer_grid(n: int, grid: Tuple[int, ...], frames: Optional[int], strict: bool = True):
+    if n == math.prod(grid):
+        return grid
+    side = math.isqrt(n)
+    if side * side == n:
+        return (side, side)
+    if frames:  # video table with another frame count: keep our spatial grid
+        hw = math.prod(grid[1:])
+        if n % hw == 0:
+            return (n // hw, *grid[1:])
+    if strict:
+        raise ValueError(f'cannot read a position grid from {n} tokens (model grid {grid})')
+    return None

@@ -1,0 +1,63 @@
+"""Config -> Runner, shared by ``tools/train.py`` and ``tools/test.py``."""
+import os.path as osp
+
+import torch
+from mmengine.config import Config
+
+
+def load_config(args) -> Config:
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if not torch.cuda.is_available() and cfg.get('env_cfg', {}).get('dist_cfg'):
+        cfg.env_cfg.dist_cfg.backend = 'gloo'  # CPU runs (tests, demo) use gloo
+    if getattr(args, 'amp', False):
+        wrapper = cfg.optim_wrapper
+        if wrapper.get('type', 'OptimWrapper') not in ('AmpOptimWrapper', 'mmengine.AmpOptimWrapper'):
+            if 'type' in wrapper and wrapper['type'] not in ('OptimWrapper', 'mmengine.OptimWrapper'):
+                raise ValueError(f'--amp cannot convert optim_wrapper type {wrapper["type"]}')
+            wrapper.type = 'AmpOptimWrapper'
+            wrapper.setdefault('loss_scale', 'dynamic')
+    return cfg
+
+
+def build_runner_from_args(args, mode: str = 'train'):
+    cfg = load_config(args)
+    if mode == 'train':
+        if args.resume == 'auto':
+            cfg.resume, cfg.load_from = True, None
+        elif args.resume is not None:
+            cfg.resume, cfg.load_from = True, args.resume
+        if args.no_validate:
+            cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+        if args.auto_scale_lr:
+            cfg.setdefault('auto_scale_lr', {})['enable'] = True
+        for flag, key in (('no_pin_memory', 'pin_memory'),
+                          ('no_persistent_workers', 'persistent_workers')):
+            if getattr(args, flag):
+                for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+                    if cfg.get(loader):
+                        cfg[loader][key] = False
+    else:
+        cfg.load_from = args.checkpoint
+        if args.tta:
+            if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+                raise KeyError(f'{args.config} defines no tta_model/tta_pipeline for --tta')
+            cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+            cfg.tta_model.module = cfg.model
+            cfg.model = cfg.tta_model
+        if args.out:
+            evaluator = cfg.test_evaluator
+            evaluator = list(evaluator) if isinstance(evaluator, (list, tuple)) else [evaluator]
+            evaluator.append(dict(type='mmengine.DumpResults', out_file_path=args.out))
+            cfg.test_evaluator = evaluator
+    if 'runner_type' in cfg:
+        from mmengine.registry import RUNNERS
+        return RUNNERS.build(cfg)
+    from mmengine.runner import Runner
+    return Runner.from_cfg(cfg)

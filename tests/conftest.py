@@ -1,0 +1,16 @@
+import os
+import sys
+
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+torch.set_num_threads(2)
+
+import projects.eva  # noqa: E402,F401
+
+
+@pytest.fixture
+def tiny_arch():
+    return dict(embed_dims=48, num_layers=4, num_heads=3, feedforward_channels=131)

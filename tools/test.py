@@ -1,0 +1,42 @@
+"""Evaluate a checkpoint with any EVA config.
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--tta] [--out FILE] [--cfg-options ...]
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import projects.eva  # noqa: E402,F401
+from projects.eva.runner import build_runner_from_args  # noqa: E402
+
+
+def parse_args(argv=None):
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser(description='Test (and evaluate) an EVA model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the dir to save logs and results')
+    parser.add_argument('--out', help='dump predictions to a pickle file')
+    parser.add_argument('--tta', action='store_true', help='test-time augmentation')
+    parser.add_argument('--amp', action='store_true')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    runner = build_runner_from_args(args, mode='test')
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,53 @@
+"""Train any EVA config (pretrain, classification, detection, segmentation, video, clip).
+
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--cfg-options k=v ...]
+    tools/dist_train.sh CONFIG NUM_GPUS [...]            # torchrun, --launcher pytorch
+
+Same interface as mmpretrain/mmdet/mmseg/mmaction2 ``tools/train.py``; the config's
+``default_scope`` selects the OpenMMLab package.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import projects.eva  # noqa: E402,F401  (stack fixes: torch.load for --resume, mmaction shim)
+from mmengine.config import DictAction  # noqa: E402
+
+from projects.eva.runner import build_runner_from_args  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train an EVA model')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument('--resume', nargs='?', type=str, const='auto',
+                        help='resume from the given checkpoint, or the latest one in the '
+                        'work dir when no path is given')
+    parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument('--no-validate', action='store_true', help='skip validation')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the lr by the actual total batch size')
+    parser.add_argument('--no-pin-memory', action='store_true')
+    parser.add_argument('--no-persistent-workers', action='store_true')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help='override config settings, key=value')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    runner = build_runner_from_args(args, mode='train')
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
