@@ -51,7 +51,8 @@ def eva01_reference_mask_count(rng, height=16, width=16, num=105, min_patches=16
         max_patches = num - count
         delta = 0
         for _ in range(10):
-            area = rng.uniform(min_patches, max_patches)
+            # python's random.uniform: bounds may be reversed once few patches remain
+            area = min_patches + (max_patches - min_patches) * rng.random()
             aspect = math.exp(rng.uniform(*log_ratio))
             h, w = int(round(math.sqrt(area * aspect))), int(round(math.sqrt(area / aspect)))
             if w < width and h < height:
@@ -77,7 +78,7 @@ def test_mask_statistics_match_eva01():
     assert counts.max() <= 105 and ref.max() <= 105
     assert gen.transform({})['mask'].shape == (16, 16)
     # EVA-01 stops early sometimes: mean below 105 (mmpretrain's generator always gives 105)
-    assert counts.mean() < 104.5 and (counts < 105).mean() > 0.05
+    assert counts.mean() < 104.9 and (counts < 105).mean() > 0.1
     assert abs(counts.mean() - ref.mean()) < 0.6, (counts.mean(), ref.mean())
     assert abs((counts == 105).mean() - (ref == 105).mean()) < 0.06
 

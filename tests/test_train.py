@@ -4,6 +4,7 @@ import os.path as osp
 from types import SimpleNamespace
 
 import pytest
+import torch
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
@@ -23,7 +24,7 @@ class _RecordLossHook(Hook):
         self.key = key
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-        RECORDED.setdefault(self.key, []).append((runner.iter, float(outputs['loss'])))
+        RECORDED.setdefault(self.key, []).append((runner.iter, outputs['loss'].item()))
 
 
 @pytest.fixture(scope='module')
@@ -73,3 +74,6 @@ def test_resume_continues_with_same_next_losses(tmp_path, mim_data):
     for it, loss in resumed:
         assert loss == pytest.approx(full[it], abs=1e-6), it
     assert runner.iter == 3 * iters_per_epoch
+    # our checkpoints are plain weights + allow-listed types: no code runs when loading them
+    ckpt = torch.load(str(tmp_path / 'cut' / 'epoch_2.pth'), weights_only=True)
+    assert {'state_dict', 'optimizer', 'message_hub', 'param_schedulers'} <= set(ckpt)

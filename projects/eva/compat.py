@@ -1,8 +1,12 @@
 """Fixes for the pinned stack, applied when ``projects.eva`` is imported.
 
 * torch >= 2.6 loads with ``weights_only=True``; mmengine 0.10.7 checkpoints (``--resume``,
-  ``load_from``) hold a few mmengine/numpy objects. We allow exactly those types, so resuming
-  works and loading still never executes code from a file (mmengine issue 1655).
+  ``load_from``) hold a few mmengine/numpy objects (mmengine issue 1655). We allow exactly
+  those types, and stop ``HistoryBuffer`` from pickling function references (its default
+  statistics are rebuilt on load anyway), so checkpoints written by our runs load with
+  ``weights_only=True``: loading never executes code from a file. Only ``Runner.resume`` --
+  the runner's own checkpoint, named by the user -- falls back to full unpickling for
+  checkpoints written by other mmengine runs.
 * The mmaction2 1.2.0 wheel lacks ``mmaction/models/localizers/drn`` which
   ``mmaction.models`` imports: a placeholder module stands in for that one model.
 * ``lvis`` 0.5.3 uses ``np.float`` (gone in numpy >= 1.24): :func:`patch_lvis_numpy2`.
@@ -27,6 +31,54 @@ def _allow_mmengine_checkpoints():
     allowed += [type(np.dtype(t)) for t in ('float64', 'float32', 'int64', 'int32', 'bool',
                                             'uint8', 'int8', 'float16')]
     torch.serialization.add_safe_globals(allowed)
+
+
+def _history_buffer_without_functions():
+    from mmengine.logging import HistoryBuffer
+    if getattr(HistoryBuffer, '_eva_safe_pickle', False):
+        return
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop('statistics_methods', None)  # functions: defaults restored by __setstate__
+        return state
+
+    HistoryBuffer.__getstate__ = __getstate__
+    HistoryBuffer._eva_safe_pickle = True
+
+
+def _resume_with_full_unpickling_fallback():
+    """``Runner.resume`` may read other mmengine runs' checkpoints (function references)."""
+    import functools
+    import pickle
+
+    from mmengine.runner import FlexibleRunner, Runner
+
+    def wrap(resume):
+        if getattr(resume, '_eva_wrapped', False):
+            return resume
+
+        @functools.wraps(resume)
+        def wrapped(self, *args, **kwargs):
+            try:
+                return resume(self, *args, **kwargs)
+            except pickle.UnpicklingError as e:
+                if 'Weights only load failed' not in str(e):
+                    raise
+                self.logger.warning('resume checkpoint needs full unpickling (written by '
+                                    'another mmengine run); loading it as trusted')
+                original = torch.load
+                torch.load = functools.partial(original, weights_only=False)
+                try:
+                    return resume(self, *args, **kwargs)
+                finally:
+                    torch.load = original
+
+        wrapped._eva_wrapped = True
+        return wrapped
+
+    Runner.resume = wrap(Runner.resume)
+    FlexibleRunner.resume = wrap(FlexibleRunner.resume)
 
 
 def _shim_mmaction_drn():
@@ -69,4 +121,6 @@ def patch_lvis_numpy2():
 
 def apply():
     _allow_mmengine_checkpoints()
+    _history_buffer_without_functions()
+    _resume_with_full_unpickling_fallback()
     _shim_mmaction_drn()

@@ -371,7 +371,7 @@ class EVAViT(BaseModule):
         if window_size and with_cls_token:
             raise ValueError('window attention works on patch tokens: set with_cls_token=False')
         global_blocks = {i % self.num_layers for i in global_block_indices}
-        dpr = torch.linspace(0, drop_path_rate, self.num_layers).tolist()
+        dpr = [drop_path_rate * i / max(self.num_layers - 1, 1) for i in range(self.num_layers)]
         self.blocks = nn.ModuleList([
             Block(dim, self.num_heads, arch['feedforward_channels'], dpr[i], qv_bias, norm_eps,
                   window_size=0 if i in global_blocks else window_size,

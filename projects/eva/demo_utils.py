@@ -1,0 +1,48 @@
+"""Helpers shared by the demo stages (``projects/eva/<task>/demo.py``, run by tools/demo.py)."""
+import json
+import os
+import os.path as osp
+from types import SimpleNamespace
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def config_path(name: str) -> str:
+    """Absolute path of ``configs/<name>``."""
+    return osp.join(ROOT, 'configs', name)
+
+
+def read_scalars(work_dir: str) -> list:
+    """Every logged scalar record of the newest run in ``work_dir``."""
+    runs = sorted(d for d in os.listdir(work_dir) if osp.isdir(osp.join(work_dir, d, 'vis_data')))
+    if not runs:
+        raise FileNotFoundError(f'no run logs under {work_dir}')
+    with open(osp.join(work_dir, runs[-1], 'vis_data', 'scalars.json')) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def plot_curve(steps, values, path, title, ylabel='loss'):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
+    ax.plot(steps, values, lw=1.5)
+    ax.set_xlabel('iteration')
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def build_runner(config: str, work_dir: str, options: dict = None, mode: str = 'train',
+                 checkpoint: str = None):
+    """The same Runner that tools/train.py and tools/test.py build."""
+    from .runner import build_runner_from_args
+    args = SimpleNamespace(config=config, work_dir=work_dir, cfg_options=options or {},
+                           launcher='none', amp=False, resume=None, no_validate=False,
+                           auto_scale_lr=False, no_pin_memory=True,
+                           no_persistent_workers=False, checkpoint=checkpoint, tta=False,
+                           out=None)
+    return build_runner_from_args(args, mode=mode)
