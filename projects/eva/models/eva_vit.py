@@ -59,24 +59,52 @@ def resize_pos_embed(pos_embed: torch.Tensor, src_shape: Sequence[int],
     return torch.cat([extra, grid], dim=1)
 
 
-def resize_rel_pos(rel_pos: torch.Tensor, length: int) -> torch.Tensor:
-    """Linearly resize a decomposed relative-position table (L, C) to ``length`` rows."""
+REL_POS_INTERP = ('linear', 'beit')
+
+
+def resize_rel_pos_beit(rel_pos: torch.Tensor, length: int,
+                        ratio: float = 1.0903078) -> torch.Tensor:
+    """BEiT-style resize of a rel-pos table (L, C): the source offsets sit on a geometric
+    progression (step ``ratio ** i``) and the target integer offsets are read off a cubic
+    spline through them (extrapolating). EVA-01's ``interp_type="beit"`` for the 1536 eval."""
+    from scipy import interpolate
+    src = rel_pos.shape[0]
+    if src % 2 == 0 or length % 2 == 0:
+        raise ValueError(f'rel-pos tables have odd lengths, got {src} -> {length}')
+    dis = torch.cumsum(torch.tensor([ratio ** i for i in range(src // 2)],
+                                    dtype=torch.float64), 0).numpy()
+    x = list(-dis[::-1]) + [0.] + list(dis)
+    half = length // 2
+    dx = torch.arange(-half, half + 1, dtype=torch.float64).numpy()
+    spline = interpolate.interp1d(x, rel_pos.detach().float().cpu().numpy(), kind='cubic',
+                                  axis=0, fill_value='extrapolate')
+    return torch.as_tensor(spline(dx), dtype=rel_pos.dtype, device=rel_pos.device)
+
+
+def resize_rel_pos(rel_pos: torch.Tensor, length: int, mode: str = 'linear') -> torch.Tensor:
+    """Resize a decomposed relative-position table (L, C) to ``length`` rows: ``linear``
+    (ViTDet, training and checkpoint loading) or ``beit`` (:func:`resize_rel_pos_beit`)."""
     if rel_pos.shape[0] == length:
         return rel_pos
+    if mode == 'beit':
+        return resize_rel_pos_beit(rel_pos, length)
+    if mode != 'linear':
+        raise ValueError(f'rel-pos interpolation must be one of {REL_POS_INTERP}, got {mode!r}')
     out = F.interpolate(rel_pos.float().t().unsqueeze(0), size=length, mode='linear',
                         align_corners=False)
     return out.squeeze(0).t().to(rel_pos.dtype)
 
 
 def decomposed_rel_pos_bias(q: torch.Tensor, rel_pos_h: torch.Tensor,
-                            rel_pos_w: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+                            rel_pos_w: torch.Tensor, size: Tuple[int, int],
+                            interp: str = 'linear') -> torch.Tensor:
     """MViTv2/ViTDet decomposed relative position bias as an additive attention mask.
 
     ``q``: (B, heads, h*w, head_dim). Returns (B, heads, h*w, h*w), added to the logits.
     """
     h, w = size
-    rh = resize_rel_pos(rel_pos_h, 2 * h - 1)
-    rw = resize_rel_pos(rel_pos_w, 2 * w - 1)
+    rh = resize_rel_pos(rel_pos_h, 2 * h - 1, interp)
+    rw = resize_rel_pos(rel_pos_w, 2 * w - 1, interp)
     coords_h = torch.arange(h, device=q.device)
     coords_w = torch.arange(w, device=q.device)
     table_h = rh[(coords_h[:, None] - coords_h[None, :]) + h - 1]  # (h, h, C)
@@ -131,12 +159,17 @@ class Attention(nn.Module):
 
     ``rel_pos_size``: token grid of the decomposed relative-position tables (detection).
     ``fp32_attention``: compute logits and softmax in fp32 under autocast (EVA-01 ``qk_float``).
+    ``rel_pos_interp``: how tables are resized to another grid at run time (``linear``/``beit``).
     """
 
     def __init__(self, dim: int, num_heads: int, qv_bias: bool = True,
                  rel_pos_size: Optional[Tuple[int, int]] = None,
-                 fp32_attention: bool = False):
+                 fp32_attention: bool = False, rel_pos_interp: str = 'linear'):
         super().__init__()
+        if rel_pos_interp not in REL_POS_INTERP:
+            raise ValueError(f'rel_pos_interp must be one of {REL_POS_INTERP}, '
+                             f'got {rel_pos_interp!r}')
+        self.rel_pos_interp = rel_pos_interp
         if dim % num_heads:
             raise ValueError(f'embed_dims {dim} is not divisible by num_heads {num_heads}')
         self.num_heads = num_heads
@@ -167,7 +200,8 @@ class Attention(nn.Module):
         if self.rel_pos_size:
             if hw is None or hw[0] * hw[1] != n:
                 raise ValueError('relative positions need the (h, w) token grid of the input')
-            mask = decomposed_rel_pos_bias(q, self.rel_pos_h, self.rel_pos_w, hw)
+            mask = decomposed_rel_pos_bias(q, self.rel_pos_h, self.rel_pos_w, hw,
+                                           self.rel_pos_interp)
         if self.fp32_attention and q.dtype != torch.float32:
             with torch.autocast(x.device.type, enabled=False):
                 out = F.scaled_dot_product_attention(
@@ -222,14 +256,14 @@ class Block(nn.Module):
     def __init__(self, dim: int, num_heads: int, mlp_hidden: int, drop_path: float = 0.,
                  qv_bias: bool = True, norm_eps: float = 1e-6, window_size: int = 0,
                  rel_pos_size: Optional[Tuple[int, int]] = None,
-                 fp32_attn_and_norm: bool = False):
+                 fp32_attn_and_norm: bool = False, rel_pos_interp: str = 'linear'):
         super().__init__()
         self.window_size = window_size
         self.norm1 = LayerNorm(dim, norm_eps, fp32_attn_and_norm)
         self.attn = Attention(
             dim, num_heads, qv_bias,
             rel_pos_size=(window_size, window_size) if (rel_pos_size and window_size) else rel_pos_size,
-            fp32_attention=fp32_attn_and_norm)
+            fp32_attention=fp32_attn_and_norm, rel_pos_interp=rel_pos_interp)
         self.drop_path = DropPath(drop_path)
         self.norm2 = LayerNorm(dim, norm_eps, fp32_attn_and_norm)
         self.mlp = Mlp(dim, mlp_hidden)
@@ -299,10 +333,13 @@ class EVAViT(BaseModule):
         with_mask_token: adds the MIM ``mask_token`` used by ``forward(x, mask)``.
         window_size / global_block_indices: window attention in every block but the global ones.
         use_rel_pos: decomposed relative positions (zero-init) in every block.
+        rel_pos_interp: run-time resizing of the rel-pos tables to another grid: ``linear``
+            (ViTDet, default) or ``beit`` (EVA-01's 1280-trained -> 1536 evaluation).
         fp32_attn_and_norm: attention logits and LayerNorm in fp32 under autocast (EVA-01).
         with_cp: activation checkpointing per block.
         freeze_patch_embed: EVA-01 cls/det fine-tunes freeze the patch embedding.
-        frozen_stages: freeze patch/pos/cls embeddings and the first ``frozen_stages`` blocks.
+        frozen_stages: freeze patch/pos/cls embeddings and the first ``frozen_stages`` blocks
+            (``num_layers`` also freezes the final norm: linear probing).
         init_std: EVA-01 init std (0.015 pretraining, 0.02 fine-tuning).
     """
 
@@ -324,6 +361,7 @@ class EVAViT(BaseModule):
                  window_size: int = 0,
                  global_block_indices: Sequence[int] = (),
                  use_rel_pos: bool = False,
+                 rel_pos_interp: str = 'linear',
                  fp32_attn_and_norm: bool = False,
                  with_cp: bool = False,
                  freeze_patch_embed: bool = False,
@@ -376,7 +414,7 @@ class EVAViT(BaseModule):
             Block(dim, self.num_heads, arch['feedforward_channels'], dpr[i], qv_bias, norm_eps,
                   window_size=0 if i in global_blocks else window_size,
                   rel_pos_size=self.grid_size if use_rel_pos else None,
-                  fp32_attn_and_norm=fp32_attn_and_norm)
+                  fp32_attn_and_norm=fp32_attn_and_norm, rel_pos_interp=rel_pos_interp)
             for i in range(self.num_layers)
         ])
         self.norm = LayerNorm(dim, norm_eps, fp32_attn_and_norm) if final_norm else None
@@ -426,6 +464,8 @@ class EVAViT(BaseModule):
             frozen.append(self.patch_embed)
         if self.frozen_stages >= 0:
             frozen += list(self.blocks[:self.frozen_stages])
+            if self.frozen_stages >= self.num_layers and self.norm is not None:
+                frozen.append(self.norm)  # linear probing: everything but the head
             for p in (self.pos_embed, self.cls_token):
                 if p is not None:
                     p.requires_grad_(False)
