@@ -1,0 +1,59 @@
+# COCO 2017 instances with large-scale jitter (EVA-01 coco_loader_lsj_1280): flip, resize by a
+# random factor in [0.1, 2.0] of image_size (keep ratio), crop image_size x image_size; the
+# data preprocessor pads to a square. Test: longer side image_size.
+dataset_type = 'CocoDataset'
+data_root = 'data/coco/'
+image_size = 1280
+backend_args = None
+
+train_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='RandomResize', scale=(image_size, image_size), ratio_range=(0.1, 2.0),
+         keep_ratio=True),
+    dict(type='RandomCrop', crop_type='absolute_range', crop_size=(image_size, image_size),
+         recompute_bbox=True, allow_negative_crop=True),
+    dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2)),
+    dict(type='PackDetInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='Resize', scale=(image_size, image_size), keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+]
+train_dataloader = dict(
+    batch_size=1, num_workers=4, persistent_workers=True,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(type=dataset_type, data_root=data_root,
+                 ann_file='annotations/instances_train2017.json',
+                 data_prefix=dict(img='train2017/'),
+                 filter_cfg=dict(filter_empty_gt=True, min_size=32),
+                 pipeline=train_pipeline, backend_args=backend_args))
+val_dataloader = dict(
+    batch_size=1, num_workers=2, persistent_workers=True, drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(type=dataset_type, data_root=data_root,
+                 ann_file='annotations/instances_val2017.json',
+                 data_prefix=dict(img='val2017/'), test_mode=True,
+                 pipeline=test_pipeline, backend_args=backend_args))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='CocoMetric', ann_file=data_root + 'annotations/instances_val2017.json',
+                     metric=['bbox', 'segm'], format_only=False, backend_args=backend_args)
+test_evaluator = val_evaluator
+
+# flip x 3 scales TTA with box and mask merging: tools/test.py --tta
+tta_model = dict(type='EVADetTTAModel',
+                 tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5), max_per_img=100))
+tta_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='TestTimeAug', transforms=[
+        [dict(type='Resize', scale=(s, s), keep_ratio=True) for s in (1024, 1280, 1536)],
+        [dict(type='RandomFlip', prob=1.), dict(type='RandomFlip', prob=0.)],
+        [dict(type='LoadAnnotations', with_bbox=True, with_mask=True)],
+        [dict(type='PackDetInputs',
+              meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',
+                         'flip', 'flip_direction'))]]),
+]

@@ -1,0 +1,39 @@
+# Smaller budget: EVA-L/16 (24 blocks, 1024 wide; EVA-L MIM weights `eva_l_psz14.pt` after
+# the 14 -> 16 patch conversion) at LSJ 1024, global attention in blocks 5/11/17/23 (ViTDet-L),
+# layer decay 0.8, drop path 0.4, lr 1e-4 (ViTDet-L recipe), same cascade and 45k schedule.
+_base_ = './cascade-mask-rcnn_eva-g-p16_lsj-1280_64xb1-45k_coco-seg.py'
+
+train_size = 1024
+image_size = 1024
+load_from = None
+model = dict(
+    data_preprocessor=dict(
+        test_pad_size=(train_size, train_size),
+        batch_augments=[dict(type='BatchFixedSizePad', size=(train_size, train_size),
+                             pad_mask=True)]),
+    backbone=dict(arch='large', img_size=train_size, global_block_indices=(5, 11, 17, 23),
+                  drop_path_rate=0.4,
+                  init_cfg=dict(checkpoint='checkpoints/eva_l_psz14to16_mm.pth')),
+    neck=dict(in_channels=1024))
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='RandomResize', scale=(image_size, image_size), ratio_range=(0.1, 2.0),
+         keep_ratio=True),
+    dict(type='RandomCrop', crop_type='absolute_range', crop_size=(image_size, image_size),
+         recompute_bbox=True, allow_negative_crop=True),
+    dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2)),
+    dict(type='PackDetInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(image_size, image_size), keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
+optim_wrapper = dict(optimizer=dict(lr=1e-4), paramwise_cfg=dict(layer_decay_rate=0.8))

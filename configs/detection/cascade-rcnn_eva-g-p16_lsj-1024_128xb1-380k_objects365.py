@@ -1,0 +1,61 @@
+# EVA-01 Objects365 intermediate fine-tuning (released `eva_o365.pth`, 380k iterations per the
+# README). The repository has no config for it; LSJ 1024 is from the task brief and the other
+# numbers are the paper appendix's as we read them [unverified: lr 1e-4, batch 128, warmup 1k,
+# step milestones]. Boxes only (Objects365 has no masks): Cascade R-CNN with the same
+# backbone, pyramid and box heads; the mask heads are added when fine-tuning on COCO / LVIS.
+# Rel-pos tables are sized for 1024 (global 127); loading into a 1280 model resizes them.
+_base_ = ['./_base_/eva-g_cascade-mask-rcnn_lsj-1280.py', './_base_/lsj-1280_coco-instance.py']
+
+train_size = 1024
+image_size = 1024
+num_classes = 365
+data_root = 'data/Objects365/Obj365_v2/'
+model = dict(
+    data_preprocessor=dict(
+        pad_mask=False, test_pad_size=(train_size, train_size),
+        batch_augments=[dict(type='BatchFixedSizePad', size=(train_size, train_size))]),
+    backbone=dict(img_size=train_size),
+    roi_head=dict(
+        bbox_head=[dict(num_classes=num_classes) for _ in range(3)],
+        mask_roi_extractor=None, mask_head=None))
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='RandomResize', scale=(image_size, image_size), ratio_range=(0.1, 2.0),
+         keep_ratio=True),
+    dict(type='RandomCrop', crop_type='absolute_range', crop_size=(image_size, image_size),
+         recompute_bbox=True, allow_negative_crop=True),
+    dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2)),
+    dict(type='PackDetInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(image_size, image_size), keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+]
+train_dataloader = dict(dataset=dict(
+    type='Objects365V2Dataset', data_root=data_root,
+    ann_file='annotations/zhiyuan_objv2_train.json', data_prefix=dict(img='train/'),
+    pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(
+    type='Objects365V2Dataset', data_root=data_root,
+    ann_file='annotations/zhiyuan_objv2_val.json', data_prefix=dict(img='val/'),
+    pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'annotations/zhiyuan_objv2_val.json', metric='bbox')
+test_evaluator = val_evaluator
+tta_model = None
+tta_pipeline = None
+
+optim_wrapper = dict(optimizer=dict(lr=1e-4))
+max_iters = 380000
+train_cfg = dict(max_iters=max_iters, val_interval=20000)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=1000),
+    dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters,
+         milestones=[340000, 370000], gamma=0.1),
+]
+auto_scale_lr = dict(base_batch_size=128)

@@ -1,0 +1,18 @@
+"""EVA-01 detection and instance segmentation on mmdet (ViTDet-style Cascade Mask R-CNN).
+
+Registers into mmdet's registries: ``LN2d``, ``SimpleFeaturePyramid`` (neck),
+``EVACascadeRoIHead`` (probability-averaged cascade scores, maskness), ``FederatedSigmoidCELoss``
+(LVIS), ``EVADetDataPreprocessor`` (fixed-size test padding) and ``EVADetTTAModel`` (flip /
+multi-scale TTA with masks), ``EVALVISMetric``. The backbone is ``mmpretrain.EVAViT``.
+"""
+from .. import models  # noqa: F401  (registers mmpretrain.EVAViT)
+from . import lvis  # noqa: F401  (numpy-2 fix for the LVIS metric)
+from .data_preprocessor import EVADetDataPreprocessor
+from .layers import LN2d, SimpleFeaturePyramid
+from .losses import FederatedSigmoidCELoss
+from .metrics import EVALVISMetric
+from .roi_head import EVACascadeRoIHead, maskness
+from .tta import EVADetTTAModel
+
+__all__ = ['EVALVISMetric', 'EVADetDataPreprocessor', 'LN2d', 'SimpleFeaturePyramid', 'FederatedSigmoidCELoss',
+           'EVACascadeRoIHead', 'maskness', 'EVADetTTAModel']
