@@ -8,4 +8,5 @@ setup(
     packages=find_packages(include=['projects', 'projects.*']),
     python_requires='>=3.10',
     include_package_data=True,
+    package_data={'projects.eva.classification': ['*.txt']},
 )

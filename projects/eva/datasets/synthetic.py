@@ -70,3 +70,30 @@ def make_unlabeled_images(root: str, num: int, size: int = 112, seed: int = 0) -
         os.makedirs(folder, exist_ok=True)
         random_shapes_image(rng, size).save(osp.join(folder, f'{i:08d}.png'))
     return root
+
+
+def digits_split(val_fraction: float = 0.25, seed: int = 0):
+    """scikit-learn's handwritten digits (1797 real 8x8 scans, shipped inside the package),
+    split once: returns ``(x_train, y_train, x_val, y_val)`` with pixel values 0..16."""
+    from sklearn.datasets import load_digits
+    digits = load_digits()
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(digits.target))
+    n_val = int(round(len(order) * val_fraction))
+    val, train = order[:n_val], order[n_val:]
+    return digits.images[train], digits.target[train], digits.images[val], digits.target[val]
+
+
+def make_digits_folders(root: str, size: int = 112, val_fraction: float = 0.25,
+                        seed: int = 0) -> str:
+    """Write the digits split as ImageNet-style class folders ``{train,val}/<digit>/*.png``,
+    upsampled bicubically from 8x8 to ``size``."""
+    x_tr, y_tr, x_va, y_va = digits_split(val_fraction, seed)
+    for split, xs, ys in (('train', x_tr, y_tr), ('val', x_va, y_va)):
+        for i, (x, y) in enumerate(zip(xs, ys)):
+            folder = osp.join(root, split, str(int(y)))
+            os.makedirs(folder, exist_ok=True)
+            img = Image.fromarray((x * (255 / 16)).astype(np.uint8)).resize(
+                (size, size), Image.BICUBIC).convert('RGB')
+            img.save(osp.join(folder, f'{i:05d}.png'))
+    return root

@@ -1,0 +1,63 @@
+# Demo: fine-tune the demo MIM backbone on real handwritten digits (scikit-learn's 1797 8x8
+# scans, upsampled to 112 px; tools/demo.py writes them as class folders) with the EVA-01
+# fine-tuning recipe scaled down: frozen patch embedding, mean pooling + fc_norm + linear head
+# (x0.001 init), layer decay, label smoothing, AdamW, cosine schedule.
+_base_ = '../_base_/eva_cls_runtime.py'
+
+data_root = 'data/demo/digits'
+img_size = 112
+data_preprocessor = dict(num_classes=10, mean={{_base_.clip_mean}}, std={{_base_.clip_std}},
+                         to_rgb=True)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='RandomResizedCrop', scale=img_size, crop_ratio_range=(0.7, 1.0),
+         aspect_ratio_range=(0.85, 1.18), backend='pillow', interpolation='bicubic'),
+    dict(type='PackInputs'),
+]
+test_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
+train_dataloader = dict(
+    batch_size=64, num_workers=2, persistent_workers=True,
+    sampler=dict(type='EpochSeededSampler', shuffle=True),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(type='EpochSeededDataset', seed=0, dataset=dict(
+        type='CustomDataset', data_root=data_root, data_prefix='train',
+        pipeline=train_pipeline)))
+val_dataloader = dict(
+    batch_size=128, num_workers=2, persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(type='CustomDataset', data_root=data_root, data_prefix='val',
+                 pipeline=test_pipeline))
+val_evaluator = dict(type='Accuracy', topk=(1, ))
+test_dataloader, test_evaluator = val_dataloader, val_evaluator
+
+model = dict(
+    type='ImageClassifier',
+    backbone=dict(
+        type='EVAViT',
+        arch=dict(embed_dims=96, num_layers=4, num_heads=3, feedforward_channels=384),
+        img_size=img_size, patch_size=14, out_type='avg_featmap', final_norm=False,
+        drop_path_rate=0.1, freeze_patch_embed=True, init_std=0.02,
+        # tools/demo.py points this at the MIM demo checkpoint
+        init_cfg=None),
+    head=dict(type='EVAClsHead', num_classes=10, in_channels=96, init_scale=0.001,
+              loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original')),
+)
+optim_wrapper = dict(
+    optimizer=dict(type='AdamW', lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.05),
+    constructor='EVALayerDecayOptimWrapperConstructor',
+    paramwise_cfg=dict(layer_decay_rate=0.75, no_decay_1d=True,
+                       no_decay_keys=('pos_embed', 'cls_token')))
+max_epochs = 30
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-9, by_epoch=True, begin=0, end=2,
+         convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', eta_min=1e-6, by_epoch=True, begin=2, end=max_epochs,
+         T_max=max_epochs - 2, convert_to_iter_based=True),
+]
+train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=max_epochs)
+val_cfg = dict()
+test_cfg = dict()
+default_hooks = dict(logger=dict(type='LoggerHook', interval=10),
+                     checkpoint=dict(type='CheckpointHook', interval=max_epochs,
+                                     max_keep_ckpts=1, save_best=None))
