@@ -14,9 +14,19 @@ num_classes = 1203
 fed_loss = dict(type='FederatedSigmoidCELoss', num_classes=num_classes, use_fed_loss=True,
                 class_freq=lvis_root + 'annotations/lvis_v1_train_cat_info.json',
                 freq_weight_power=0.5, num_fed_classes=50)
+norm_cfg = dict(type='LN2d', eps=1e-6)
+# lists replace the base's: the three stage heads in full (sigmoid/federated classifier)
 model = dict(
     roi_head=dict(
-        bbox_head=[dict(num_classes=num_classes, loss_cls=fed_loss) for _ in range(3)],
+        bbox_head=[
+            dict(type='Shared4Conv1FCBBoxHead', in_channels=256, conv_out_channels=256,
+                 fc_out_channels=1024, roi_feat_size=7, num_classes=num_classes,
+                 norm_cfg=norm_cfg, reg_class_agnostic=True,
+                 bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0., 0., 0., 0.],
+                                 target_stds=stds),
+                 loss_cls=fed_loss, loss_bbox=dict(type='L1Loss', loss_weight=1.0))
+            for stds in ([0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1],
+                         [1 / 30, 1 / 30, 1 / 15, 1 / 15])],
         mask_head=dict(num_classes=num_classes)),
     test_cfg=dict(rcnn=dict(score_thr=0.02, nms=dict(type='nms', iou_threshold=0.5),
                             max_per_img=300)))

@@ -16,7 +16,16 @@ model = dict(
         batch_augments=[dict(type='BatchFixedSizePad', size=(train_size, train_size))]),
     backbone=dict(img_size=train_size),
     roi_head=dict(
-        bbox_head=[dict(num_classes=num_classes) for _ in range(3)],
+        bbox_head=[
+            dict(type='Shared4Conv1FCBBoxHead', in_channels=256, conv_out_channels=256,
+                 fc_out_channels=1024, roi_feat_size=7, num_classes=num_classes,
+                 norm_cfg=dict(type='LN2d', eps=1e-6), reg_class_agnostic=True,
+                 bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0., 0., 0., 0.],
+                                 target_stds=stds),
+                 loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
+                 loss_bbox=dict(type='L1Loss', loss_weight=1.0))
+            for stds in ([0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1],
+                         [1 / 30, 1 / 30, 1 / 15, 1 / 15])],
         mask_roi_extractor=None, mask_head=None))
 train_pipeline = [
     dict(type='LoadImageFromFile'),

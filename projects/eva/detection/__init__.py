@@ -5,7 +5,7 @@ Registers into mmdet's registries: ``LN2d``, ``SimpleFeaturePyramid`` (neck),
 (LVIS), ``EVADetDataPreprocessor`` (fixed-size test padding) and ``EVADetTTAModel`` (flip /
 multi-scale TTA with masks), ``EVALVISMetric``. The backbone is ``mmpretrain.EVAViT``.
 """
-from .. import models  # noqa: F401  (registers mmpretrain.EVAViT)
+from .. import engine, models  # noqa: F401  (layer-decay constructor, mmpretrain.EVAViT)
 from . import lvis  # noqa: F401  (numpy-2 fix for the LVIS metric)
 from .data_preprocessor import EVADetDataPreprocessor
 from .layers import LN2d, SimpleFeaturePyramid

@@ -10,7 +10,7 @@ from typing import Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmcv.cnn import ConvModule
+from mmcv.cnn import ConvModule, build_norm_layer
 from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 
@@ -58,6 +58,9 @@ class SimpleFeaturePyramid(BaseModule):
         if num_outs not in (len(scale_factors), len(scale_factors) + 1):
             raise ValueError(f'num_outs must be {len(scale_factors)} or '
                              f'{len(scale_factors) + 1}, got {num_outs}')
+        norm_cfg = dict(norm_cfg)
+        if isinstance(norm_cfg['type'], str):  # resolve in mmdet's registry, whatever the scope
+            norm_cfg['type'] = MODELS.get(norm_cfg['type'])
         self.scale_factors = tuple(scale_factors)
         self.num_outs = num_outs
         self.in_index = in_index
@@ -68,7 +71,7 @@ class SimpleFeaturePyramid(BaseModule):
             dim = in_channels
             if scale == 4.0:
                 layers = [nn.ConvTranspose2d(dim, dim // 2, 2, 2),
-                          MODELS.build(dict(norm_cfg, num_features=dim // 2)), nn.GELU(),
+                          build_norm_layer(norm_cfg, dim // 2)[1], nn.GELU(),
                           nn.ConvTranspose2d(dim // 2, dim // 4, 2, 2)]
                 dim //= 4
             elif scale == 2.0:

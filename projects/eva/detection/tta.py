@@ -70,8 +70,8 @@ class EVADetTTAModel(DetTTAModel):
         merged = InstanceData(bboxes=bboxes, scores=scores, labels=labels)
         if len(bboxes) == 0:
             return merged
-        dets, keep = batched_nms(bboxes, scores, labels, self.tta_cfg.nms)
-        keep = keep[:self.tta_cfg.max_per_img]
+        dets, keep = batched_nms(bboxes, scores, labels, self.tta_cfg['nms'])
+        keep = keep[:self.tta_cfg['max_per_img']]
         merged = merged[keep]
         merged.scores = dets[:len(keep), -1]
         return merged

@@ -1,0 +1,112 @@
+"""EVA-01 detectron2 (ViTDet Cascade Mask R-CNN) checkpoints -> our mmdet detector.
+
+``eva_o365.pth``, ``eva_coco_det.pth``, ``eva_coco_seg.pth``, ``eva_lvis.pth`` hold
+``{'model': state_dict, ...}`` with ``backbone.net.*`` (the ViT, already named like
+``EVAViT``), ``backbone.simfp_{2,3,4,5}.*`` (pyramid), ``proposal_generator.rpn_head.*``,
+``roi_heads.box_head.{k}.*`` / ``roi_heads.box_predictor.{k}.*`` (3 stages) and one
+``roi_heads.mask_head.*``. mmdet's cascade has one mask head per stage: the single head is
+copied into each (test-time averaging of identical heads gives the single head's masks).
+``pixel_mean`` / ``pixel_std`` are checked against the config's ImageNet values and dropped.
+Every other tensor must be mapped: a key no rule covers is an error.
+"""
+import re
+from typing import Dict
+
+import torch
+
+from . import register_format
+
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+NUM_STAGES = 3
+
+# detectron2 SimpleFeaturePyramid: simfp_<log2 stride>.<index> -> our module per scale level
+_PYRAMID = {
+    2: {0: 'resamplers.0.0', 1: 'resamplers.0.1', 3: 'resamplers.0.3', 4: 'lateral_convs.0',
+        5: 'fpn_convs.0'},
+    3: {0: 'resamplers.1.0', 1: 'lateral_convs.1', 2: 'fpn_convs.1'},
+    4: {0: 'lateral_convs.2', 1: 'fpn_convs.2'},
+    5: {1: 'lateral_convs.3', 2: 'fpn_convs.3'},
+}
+
+
+def _is_detectron2_vitdet(sd: Dict[str, torch.Tensor]) -> bool:
+    return any(k.startswith('backbone.net.blocks.') for k in sd) and \
+        any(k.startswith('roi_heads.') for k in sd)
+
+
+def _conv_with_norm(dst: str, rest: str) -> str:
+    """detectron2 ``Conv2d(norm=LN)``: ``weight``/``bias`` + ``norm.*`` -> ConvModule."""
+    if rest.startswith('norm.'):
+        return f'{dst}.ln.{rest[5:]}'
+    return f'{dst}.conv.{rest}'
+
+
+def _map_key(k: str, num_box_convs: int):
+    """Target key(s) of one detectron2 key, or None when no rule applies."""
+    if k.startswith('backbone.net.'):
+        return ['backbone.' + k[len('backbone.net.'):]]
+    m = re.match(r'^backbone\.simfp_(\d)\.(\d)\.(.+)$', k)
+    if m:
+        level, idx, rest = int(m[1]), int(m[2]), m[3]
+        dst = _PYRAMID.get(level, {}).get(idx)
+        if dst is None:
+            return None
+        if dst.startswith('resamplers'):
+            return [f'neck.{dst}.{rest}']
+        return ['neck.' + _conv_with_norm(dst, rest)]
+    m = re.match(r'^proposal_generator\.rpn_head\.(.+)$', k)
+    if m:
+        rest = m[1]
+        c = re.match(r'^conv\.(?:conv(\d+)\.)?(weight|bias)$', rest)
+        if c:
+            return [f'rpn_head.rpn_conv.{int(c[1] or 0)}.conv.{c[2]}']
+        for src, dst in (('objectness_logits.', 'rpn_cls.'), ('anchor_deltas.', 'rpn_reg.')):
+            if rest.startswith(src):
+                return ['rpn_head.' + dst + rest[len(src):]]
+        return None
+    m = re.match(r'^roi_heads\.box_head\.(\d)\.(conv(\d+)|fc(\d+))\.(.+)$', k)
+    if m:
+        stage, rest = int(m[1]), m[5]
+        if m[3]:
+            return [f'roi_head.bbox_head.{stage}.' +
+                    _conv_with_norm(f'shared_convs.{int(m[3]) - 1}', rest)]
+        return [f'roi_head.bbox_head.{stage}.shared_fcs.{int(m[4]) - 1}.{rest}']
+    m = re.match(r'^roi_heads\.box_predictor\.(\d)\.(cls_score|bbox_pred)\.(.+)$', k)
+    if m:
+        name = 'fc_cls' if m[2] == 'cls_score' else 'fc_reg'
+        return [f'roi_head.bbox_head.{m[1]}.{name}.{m[3]}']
+    m = re.match(r'^roi_heads\.mask_head\.(mask_fcn(\d+)|deconv|predictor)\.(.+)$', k)
+    if m:
+        if m[2]:
+            dst = _conv_with_norm(f'convs.{int(m[2]) - 1}', m[3])
+        else:
+            dst = ('upsample.' if m[1] == 'deconv' else 'conv_logits.') + m[3]
+        return [f'roi_head.mask_head.{s}.{dst}' for s in range(NUM_STAGES)]
+    return None
+
+
+@register_format('eva01-det detectron2 cascade (eva_o365/coco_det/coco_seg/lvis.pth)',
+                 _is_detectron2_vitdet)
+def convert_eva01_detectron2(sd: Dict[str, torch.Tensor], patch_size=None, **_) -> dict:
+    """-> ``CascadeRCNN`` with ``EVAViT`` / ``SimpleFeaturePyramid`` / ``EVACascadeRoIHead``."""
+    if patch_size not in (None, 16):
+        raise ValueError('detection checkpoints are patch 16; do not pass another patch size')
+    out, left = {}, []
+    for k, v in sd.items():
+        if k in ('pixel_mean', 'pixel_std'):
+            expected = IMAGENET_MEAN if k == 'pixel_mean' else IMAGENET_STD
+            if not torch.allclose(v.flatten().float(), torch.tensor(expected), atol=1e-2):
+                raise ValueError(f'{k} = {v.flatten().tolist()} differs from the configs\' '
+                                 f'ImageNet {expected}: edit data_preprocessor accordingly')
+            continue
+        targets = _map_key(k, 4)
+        if targets is None:
+            left.append(k)
+            continue
+        for t in targets:
+            out[t] = v
+    if left:
+        raise KeyError(f'eva01-det: {len(left)} source tensors have no mapping: '
+                       f'{sorted(left)[:10]}')
+    return out

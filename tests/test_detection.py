@@ -1,0 +1,376 @@
+"""EVA detection: window/global attention, rel-pos resizing, pyramid, federated loss,
+maskness, cascade scoring, TTA with masks, layer decay, a short overfit, and the detectron2
+checkpoint converter round trip."""
+import copy
+import logging
+import math
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+
+import projects.eva.detection  # noqa: F401  (registers into mmdet)
+from projects.eva.detection import (FederatedSigmoidCELoss, LN2d, SimpleFeaturePyramid,
+                                    maskness)
+from projects.eva.detection.losses import sample_fed_loss_classes
+from projects.eva.models.eva_vit import EVAViT, resize_rel_pos, resize_rel_pos_beit
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DEMO_CFG = osp.join(ROOT, 'configs/demo/eva-det_vit-tiny-p16_cascade-mask-rcnn_shapes-128.py')
+
+
+# ------------------------------------------------------------------ backbone options
+def _det_vit(tiny_arch, **kw):
+    cfg = dict(arch=tiny_arch, img_size=64, patch_size=16, pos_embed_size=64,
+               out_type='featmap', final_norm=False, with_cls_token=False, use_rel_pos=True)
+    cfg.update(kw)
+    return EVAViT(**cfg)
+
+
+def test_window_attention_equals_global_when_window_covers_map(tiny_arch):
+    torch.manual_seed(0)
+    full = _det_vit(tiny_arch, window_size=0).eval()
+    full.init_weights()
+    with torch.no_grad():  # non-zero rel-pos tables so they matter
+        for name, p in full.named_parameters():
+            if 'rel_pos' in name:
+                p.normal_(0, 0.5)
+    win = _det_vit(tiny_arch, window_size=4, global_block_indices=(1, 3)).eval()
+    win.load_state_dict(full.state_dict(), strict=True)
+    small = _det_vit(tiny_arch, window_size=2, global_block_indices=(1, 3)).eval()
+    small.load_state_dict(full.state_dict(), strict=True)
+    x = torch.randn(2, 3, 64, 64)  # 4x4 tokens: window 4 covers the map
+    with torch.no_grad():
+        ref, same, other = full(x)[0], win(x)[0], small(x)[0]
+    assert ref.shape == (2, tiny_arch['embed_dims'], 4, 4)
+    torch.testing.assert_close(same, ref, rtol=1e-5, atol=1e-5)
+    assert (other - ref).abs().max() > 1e-3  # 2x2 windows do change the result
+    # windows that do not divide the grid are padded: a 5x5 grid with window 4 still runs
+    with torch.no_grad():
+        assert win(torch.randn(1, 3, 80, 80))[0].shape == (1, tiny_arch['embed_dims'], 5, 5)
+
+
+def _beit_reference(table: np.ndarray, dst: int) -> np.ndarray:
+    """EVA-01's per-channel loop (geometric progression q = 1.0903078, cubic interp1d)."""
+    from scipy import interpolate
+    src = table.shape[0]
+    dis, cur = [], 1.0
+    for i in range(src // 2):
+        dis.append(cur)
+        cur += 1.0903078 ** (i + 1)
+    x = [-d for d in reversed(dis)] + [0] + dis
+    t = dst // 2.0
+    dx = np.arange(-t, t + 0.1, 1.0)
+    return np.stack([interpolate.interp1d(x, table[:, c], kind='cubic',
+                                          fill_value='extrapolate')(dx)
+                     for c in range(table.shape[1])], axis=1)
+
+
+def test_rel_pos_resize_linear_and_beit():
+    torch.manual_seed(0)
+    table = torch.randn(31, 8)
+    assert resize_rel_pos(table, 31) is table
+    const = torch.full((31, 3), 2.5)
+    torch.testing.assert_close(resize_rel_pos(const, 47), torch.full((47, 3), 2.5))
+    torch.testing.assert_close(resize_rel_pos_beit(const, 47), torch.full((47, 3), 2.5))
+    out = resize_rel_pos_beit(table, 39)  # EVA-01: 159 -> 191 for 1280 -> 1536
+    assert out.shape == (39, 8)
+    np.testing.assert_allclose(out.numpy(), _beit_reference(table.numpy(), 39), rtol=1e-5,
+                               atol=1e-5)
+    torch.testing.assert_close(out[19], table[15])  # offset 0 stays on the centre node
+    with pytest.raises(ValueError, match='rel-pos interpolation'):
+        resize_rel_pos(table, 33, 'nearest')
+
+
+def test_beit_interp_only_changes_larger_inputs(tiny_arch):
+    torch.manual_seed(0)
+    lin = _det_vit(tiny_arch, window_size=2, global_block_indices=(3, )).eval()
+    lin.init_weights()
+    with torch.no_grad():
+        for name, p in lin.named_parameters():
+            if 'rel_pos' in name:
+                p.normal_(0, 0.5)
+    beit = _det_vit(tiny_arch, window_size=2, global_block_indices=(3, ),
+                    rel_pos_interp='beit').eval()
+    beit.load_state_dict(lin.state_dict())
+    x, big = torch.randn(1, 3, 64, 64), torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(beit(x)[0], lin(x)[0])
+        assert (beit(big)[0] - lin(big)[0]).abs().max() > 1e-4
+    with pytest.raises(ValueError, match='rel_pos_interp'):
+        _det_vit(tiny_arch, rel_pos_interp='cubic')
+
+
+# ------------------------------------------------------------------ neck
+def test_ln2d_and_simple_feature_pyramid_shapes():
+    ln = LN2d(6)
+    with torch.no_grad():
+        ln.weight.uniform_()
+        ln.bias.uniform_()
+    x = torch.randn(2, 6, 3, 5)
+    mu, var = x.mean(1, keepdim=True), x.var(1, unbiased=False, keepdim=True)
+    ref = (x - mu) / torch.sqrt(var + 1e-6) * ln.weight[:, None, None] + ln.bias[:, None, None]
+    torch.testing.assert_close(ln(x), ref, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match='NCHW'):
+        ln(torch.randn(2, 6))
+
+    neck = SimpleFeaturePyramid(96, 32)
+    outs = neck((torch.randn(2, 96, 10, 8), ))
+    assert [tuple(o.shape) for o in outs] == [(2, 32, 40, 32), (2, 32, 20, 16), (2, 32, 10, 8),
+                                              (2, 32, 5, 4), (2, 32, 3, 2)]
+    assert neck.resamplers[0][0].out_channels == 48 and neck.resamplers[0][3].out_channels == 24
+    assert SimpleFeaturePyramid(96, 32, num_outs=4)(torch.randn(1, 96, 8, 8))[-1].shape[-1] == 4
+    with pytest.raises(ValueError, match='scale factor'):
+        SimpleFeaturePyramid(96, 32, scale_factors=(3.0, ), num_outs=1)
+
+
+# ------------------------------------------------------------------ federated loss
+def test_fed_loss_class_sampling():
+    k = 10
+    weight = torch.tensor([0., 1., 1., 0., 1., 1., 0., 1., 0., 1.])
+    gt = torch.tensor([2, 2, 5, k, k])  # background counts as a present class
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        cls = sample_fed_loss_classes(gt, 5, k, weight, generator=gen)
+        assert len(cls) == 5 and len(set(cls.tolist())) == 5
+        assert set(cls[:3].tolist()) == {2, 5, k}
+        negatives = set(cls[3:].tolist())
+        assert negatives <= {1, 4, 7, 9}  # positive weight, not a gt class, never background
+    many = torch.arange(k + 1)
+    assert sample_fed_loss_classes(many, 5, k, weight).tolist() == many.tolist()
+
+
+def test_fed_loss_value_by_hand():
+    logits = torch.tensor([[2.0, -1.0, 0.5, 0.0],
+                           [-0.5, 1.5, -2.0, 3.0]])
+    labels = torch.tensor([0, 3])  # class 0 and background (K = 3)
+    plain = FederatedSigmoidCELoss(num_classes=3, use_fed_loss=False)
+
+    def bce(x, t):
+        return -(t * math.log(1 / (1 + math.exp(-x))) + (1 - t) * math.log(1 - 1 / (1 + math.exp(-x))))
+
+    full = (bce(2.0, 1) + bce(-1.0, 0) + bce(0.5, 0) + bce(-0.5, 0) + bce(1.5, 0) + bce(-2.0, 0)) / 2
+    assert plain(logits, labels).item() == pytest.approx(full, rel=1e-6)
+    # 2 federated classes: {0, background} are already 2 -> only class 0's column counts
+    fed = FederatedSigmoidCELoss(num_classes=3, class_freq=[4, 9, 1], num_fed_classes=2)
+    assert fed.fed_weight.tolist() == [2.0, 3.0, 1.0]
+    assert fed(logits, labels).item() == pytest.approx((bce(2.0, 1) + bce(-0.5, 0)) / 2, rel=1e-6)
+    assert fed.get_cls_channels(3) == 4
+    torch.testing.assert_close(fed.inverse_activation(fed.get_activation(logits)), logits)
+    with pytest.raises(ValueError, match='class_freq'):
+        FederatedSigmoidCELoss(num_classes=3)
+    with pytest.raises(ValueError, match='expected 3'):
+        FederatedSigmoidCELoss(num_classes=3, class_freq=[1, 2])
+
+
+def test_maskness_hand_made():
+    probs = torch.tensor([[[0.9, 0.6], [0.2, 0.4]],
+                          [[0.1, 0.3], [0.5, 0.2]],   # nothing above 0.5 (0.5 is not above)
+                          [[1.0, 1.0], [1.0, 0.7]]])
+    torch.testing.assert_close(maskness(probs, 0.5), torch.tensor([0.75, 0.0, 0.925]))
+
+
+# ------------------------------------------------------------------ full detector
+def _tiny_detector_cfg(num_classes=3, **roi):
+    from mmengine.config import Config
+    cfg = Config.fromfile(DEMO_CFG)
+    cfg.model.backbone.arch = dict(embed_dims=48, num_layers=4, num_heads=3,
+                                   feedforward_channels=96)
+    cfg.model.backbone.img_size = cfg.model.backbone.pos_embed_size = 64
+    cfg.model.backbone.window_size = 2
+    cfg.model.neck.in_channels = 48
+    cfg.model.roi_head.update(roi)
+    cfg.model.data_preprocessor.batch_augments[0].size = (64, 64)
+    cfg.model.data_preprocessor.test_pad_size = (64, 64)
+    return cfg
+
+
+def _build(cfg):
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    from mmengine.logging import MMLogger
+    register_all_modules(init_default_scope=True)
+    MMLogger.get_current_instance().setLevel(logging.ERROR)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    return model
+
+
+def _samples(n=2, size=64, flip=False, scale=1.0):
+    from mmdet.structures import DetDataSample
+    from mmdet.structures.mask import BitmapMasks
+    from mmengine.structures import InstanceData
+    out = []
+    for i in range(n):
+        meta = dict(img_id=i, img_shape=(size, size), ori_shape=(size, size),
+                    scale_factor=(scale, scale), pad_shape=(size, size),
+                    batch_input_shape=(size, size), flip=flip, flip_direction='horizontal')
+        s = DetDataSample(metainfo=meta)
+        masks = np.zeros((2, size, size), np.uint8)
+        masks[0, 8:30, 6:28] = 1
+        masks[1, 34:60, 30:58] = 1
+        s.gt_instances = InstanceData(bboxes=torch.tensor([[6., 8, 28, 30], [30, 34, 58, 60]]),
+                                      labels=torch.tensor([0, 2]),
+                                      masks=BitmapMasks(masks, size, size))
+        out.append(s)
+    return out
+
+
+def test_cascade_averages_stage_probabilities_and_maskness():
+    cfg = _tiny_detector_cfg(maskness_thresh=0.5)
+    model = _build(cfg).eval()
+    x = torch.randn(2, 3, 64, 64)
+    feats = model.extract_feat(x)
+    assert [f.shape[-1] for f in feats] == [16, 8, 4, 2, 1]  # strides 4 .. 64
+    head = model.roi_head
+    rois = torch.tensor([[0, 4., 4, 40, 40], [1, 10, 12, 50, 44]])
+    with torch.no_grad():
+        _, scores, _ = head._refine_roi(feats, rois, [s.metainfo for s in _samples()], (1, 1))
+        probs, r = [], rois
+        for stage in range(3):
+            res = head._bbox_forward(stage, feats, r)
+            probs.append(res['cls_score'].softmax(-1))
+            if stage < 2:
+                boxes = head.bbox_head[stage].regress_by_class(
+                    r[:, 1:], probs[-1][:, :-1].argmax(1), res['bbox_pred'], dict(img_shape=(64, 64)))
+                r = torch.cat([r[:, :1], boxes], 1)
+    expected = sum(probs) / 3
+    torch.testing.assert_close(torch.cat(scores).softmax(-1), expected, rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        results = model.predict(x, _samples())
+    inst = results[0].pred_instances
+    assert inst.masks.shape[1:] == (64, 64) and inst.masks.dtype == torch.bool
+    assert len(inst) > 0 and (inst.scores <= 1).all()
+
+
+def test_tta_merges_boxes_and_masks():
+    from mmdet.registry import MODELS
+    cfg = _tiny_detector_cfg()
+    model = _build(cfg).eval()
+    tta = MODELS.build(dict(type='EVADetTTAModel', module=model,
+                            tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5),
+                                         max_per_img=10)))
+    img = torch.randint(0, 255, (3, 64, 64), dtype=torch.uint8)
+    big = torch.nn.functional.interpolate(img[None].float(), size=(80, 80))[0].byte()
+    data = dict(inputs=[[img], [img.flip(-1)], [big]],
+                data_samples=[_samples(1), _samples(1, flip=True),
+                              _samples(1, size=80, scale=1.25)])
+    for s in data['data_samples'][2]:
+        s.set_metainfo(dict(ori_shape=(64, 64)))
+    with torch.no_grad():
+        out = tta.test_step(data)
+    inst = out[0].pred_instances
+    assert len(inst) <= 10
+    assert inst.masks.shape == (len(inst), 64, 64) and inst.bboxes.shape == (len(inst), 4)
+
+
+def test_layer_decay_and_short_overfit():
+    from mmengine.optim import build_optim_wrapper
+    cfg = _tiny_detector_cfg()
+    model = _build(cfg)
+    wrapper = build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
+    groups = {g['param_name']: g for g in wrapper.optimizer.param_groups}
+    lr = cfg.optim_wrapper.optimizer.lr
+    assert groups['backbone.pos_embed']['lr'] == pytest.approx(lr * 0.9 ** 5)
+    assert groups['backbone.blocks.0.attn.rel_pos_h']['lr'] == pytest.approx(lr * 0.9 ** 4)
+    assert groups['backbone.blocks.3.norm1.bias']['lr'] == pytest.approx(lr * 0.9)
+    assert groups['neck.lateral_convs.0.ln.bias']['lr'] == pytest.approx(lr)
+    assert all(g['weight_decay'] == 0.1 for g in groups.values())  # EVA det: wd everywhere
+    model.train()
+    x, samples = torch.randn(2, 3, 64, 64), _samples()
+    losses = []
+    for _ in range(8):
+        loss, _ = model.parse_losses(model.loss(x, copy.deepcopy(samples)))
+        wrapper.update_params(loss)
+        losses.append(loss.item())
+    assert losses[-1] < 0.8 * losses[0], losses
+
+
+# ------------------------------------------------------------------ converter
+def _to_detectron2_key(k: str):
+    """Our key -> EVA-01 detectron2 key (written independently of the converter); None for
+    the mask heads of stages 1 and 2, which detectron2 does not have."""
+    import re
+    if k.startswith('backbone.'):
+        return 'backbone.net.' + k[len('backbone.'):]
+    neck = {'resamplers.0.0': 'simfp_2.0', 'resamplers.0.1': 'simfp_2.1',
+            'resamplers.0.3': 'simfp_2.3', 'lateral_convs.0': 'simfp_2.4',
+            'fpn_convs.0': 'simfp_2.5', 'resamplers.1.0': 'simfp_3.0',
+            'lateral_convs.1': 'simfp_3.1', 'fpn_convs.1': 'simfp_3.2',
+            'lateral_convs.2': 'simfp_4.0', 'fpn_convs.2': 'simfp_4.1',
+            'lateral_convs.3': 'simfp_5.1', 'fpn_convs.3': 'simfp_5.2'}
+    for ours, theirs in neck.items():
+        if k.startswith('neck.' + ours + '.'):
+            rest = k[len('neck.' + ours) + 1:]
+            rest = rest.replace('conv.', '', 1) if rest.startswith('conv.') else \
+                rest.replace('ln.', 'norm.', 1)
+            return f'backbone.{theirs}.{rest}'
+    m = re.match(r'rpn_head\.rpn_conv\.(\d)\.conv\.(.+)', k)
+    if m:
+        return f'proposal_generator.rpn_head.conv.conv{m[1]}.{m[2]}'
+    if k.startswith('rpn_head.'):
+        return k.replace('rpn_head.rpn_cls', 'proposal_generator.rpn_head.objectness_logits') \
+            .replace('rpn_head.rpn_reg', 'proposal_generator.rpn_head.anchor_deltas')
+    m = re.match(r'roi_head\.bbox_head\.(\d)\.(.+)', k)
+    if m:
+        s, rest = m[1], m[2]
+        c = re.match(r'shared_convs\.(\d)\.(conv|ln)\.(.+)', rest)
+        if c:
+            return f'roi_heads.box_head.{s}.conv{int(c[1]) + 1}.' + \
+                ('' if c[2] == 'conv' else 'norm.') + c[3]
+        if rest.startswith('shared_fcs.0.'):
+            return f'roi_heads.box_head.{s}.fc1.' + rest[len('shared_fcs.0.'):]
+        return f'roi_heads.box_predictor.{s}.' + rest.replace('fc_cls', 'cls_score') \
+            .replace('fc_reg', 'bbox_pred')
+    m = re.match(r'roi_head\.mask_head\.(\d)\.(.+)', k)
+    if m:
+        if m[1] != '0':
+            return None
+        c = re.match(r'convs\.(\d)\.(conv|ln)\.(.+)', m[2])
+        if c:
+            return f'roi_heads.mask_head.mask_fcn{int(c[1]) + 1}.' + \
+                ('' if c[2] == 'conv' else 'norm.') + c[3]
+        return 'roi_heads.mask_head.' + m[2].replace('upsample', 'deconv') \
+            .replace('conv_logits', 'predictor')
+    raise KeyError(k)
+
+
+def test_detectron2_checkpoint_round_trip(tmp_path):
+    from projects.eva.converters import convert_checkpoint
+    model = _build(_tiny_detector_cfg())
+    ours = model.state_dict()
+    torch.manual_seed(1)
+    d2 = {}
+    for k, v in ours.items():
+        key = _to_detectron2_key(k)
+        if key is not None:
+            d2[key] = torch.randn_like(v).half()  # released files may be fp16
+    d2['pixel_mean'] = torch.tensor([123.675, 116.28, 103.53]).view(3, 1, 1)
+    d2['pixel_std'] = torch.tensor([58.395, 57.12, 57.375]).view(3, 1, 1)
+    assert 'backbone.simfp_2.4.norm.weight' in d2 and 'roi_heads.box_predictor.2.bbox_pred.bias' in d2
+    assert 'proposal_generator.rpn_head.conv.conv1.weight' in d2
+    assert 'roi_heads.mask_head.mask_fcn4.norm.bias' in d2 and 'roi_heads.mask_head.deconv.weight' in d2
+    path = str(tmp_path / 'eva_coco_seg.pth')
+    torch.save(dict(model=d2, iteration=45000), path)
+    out = convert_checkpoint(path)
+    assert out['meta']['source_format'].startswith('eva01-det')
+    fresh = _build(_tiny_detector_cfg())
+    fresh.load_state_dict(out['state_dict'], strict=True)  # every key of our model, no extra
+    loaded = fresh.state_dict()
+    for k in ours:
+        key = _to_detectron2_key(k)
+        if key is None:  # stage 1/2 mask heads: copies of detectron2's single head
+            key = _to_detectron2_key(k.replace(f'mask_head.{k.split(".")[2]}.', 'mask_head.0.'))
+        torch.testing.assert_close(loaded[k], d2[key].float(), msg=k)
+    assert len(out['state_dict']) == len(ours)
+
+    bad = dict(d2, **{'roi_heads.keypoint_head.fc.weight': torch.zeros(1)})
+    torch.save(dict(model=bad), path)
+    with pytest.raises(KeyError, match='no mapping'):
+        convert_checkpoint(path)
+    bad = dict(d2, pixel_mean=torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1))
+    torch.save(dict(model=bad), path)
+    with pytest.raises(ValueError, match='pixel_mean'):
+        convert_checkpoint(path)
