@@ -1,0 +1,32 @@
+"""EncoderDecoder with EVA-01's sliding-window details for Mask2Former.
+
+* Each window is decoded at its own size: mmseg's ``Mask2FormerHead.predict`` upsamples the
+  masks to the image's ``pad_shape``, which in ``slide`` mode is the whole image, not the
+  window; here the window's metadata say the window size.
+* ``test_cfg.pad_crops=True``: windows smaller than ``crop_size`` (the short side of a
+  down-scaled multi-scale test image) are zero-padded to ``crop_size`` and the padding is cut
+  from the logits, so the ViT always sees its training grid (EVA-01's ``PadShortSide`` +
+  ``EncoderDecoderMask2FormerAug``).
+"""
+from typing import List
+
+import torch
+import torch.nn.functional as F
+from mmseg.models.segmentors import EncoderDecoder
+from mmseg.registry import MODELS
+
+
+@MODELS.register_module()
+class EVAEncoderDecoder(EncoderDecoder):
+
+    def encode_decode(self, inputs: torch.Tensor, batch_img_metas: List[dict]) -> torch.Tensor:
+        if self.test_cfg.get('mode', 'whole') != 'slide':
+            return super().encode_decode(inputs, batch_img_metas)
+        h, w = inputs.shape[-2:]
+        if self.test_cfg.get('pad_crops', False):
+            crop_h, crop_w = self.test_cfg.crop_size
+            inputs = F.pad(inputs, (0, max(crop_w - w, 0), 0, max(crop_h - h, 0)))
+        size = tuple(inputs.shape[-2:])
+        metas = [dict(m, img_shape=size, pad_shape=size) for m in batch_img_metas]
+        logits = self.decode_head.predict(self.extract_feat(inputs), metas, self.test_cfg)
+        return logits[..., :h, :w]
