@@ -11,3 +11,5 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2, save_best='auto'))
 randomness = dict(seed=0, diff_rank_seed=True)
 
+# stop with the iteration and loss terms at the first NaN/inf loss
+custom_hooks = [dict(type='FiniteLossHook')]

@@ -13,3 +13,5 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3))
 randomness = dict(seed=0, diff_rank_seed=True)
+# stop with the iteration and loss terms at the first NaN/inf loss
+custom_hooks = [dict(type='FiniteLossHook')]

@@ -79,5 +79,6 @@ train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=1)
 val_cfg = dict()
 test_cfg = dict()
 # EMA 0.9999: mmengine's momentum is 1 - decay
-custom_hooks = [dict(type='EMAHook', momentum=1e-4, priority='ABOVE_NORMAL')]
+custom_hooks = [dict(type='EMAHook', momentum=1e-4, priority='ABOVE_NORMAL'),
+                dict(type='FiniteLossHook')]
 auto_scale_lr = dict(base_batch_size=512, enable=False)

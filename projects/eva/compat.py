@@ -7,6 +7,7 @@
   ``weights_only=True``: loading never executes code from a file. Only ``Runner.resume`` --
   the runner's own checkpoint, named by the user -- falls back to full unpickling for
   checkpoints written by other mmengine runs.
+* Checkpoints are written atomically (temporary file + ``os.replace``).
 * The mmaction2 1.2.0 wheel lacks ``mmaction/models/localizers/drn`` which
   ``mmaction.models`` imports: a placeholder module stands in for that one model.
 * ``lvis`` 0.5.3 uses ``np.float`` (gone in numpy >= 1.24): :func:`patch_lvis_numpy2`.
@@ -81,6 +82,36 @@ def _resume_with_full_unpickling_fallback():
     FlexibleRunner.resume = wrap(FlexibleRunner.resume)
 
 
+def _atomic_local_writes():
+    """mmengine writes checkpoints with ``LocalBackend.put``: write a temporary file in the
+    same folder, fsync, then ``os.replace`` it, so a crash while saving never leaves a
+    truncated checkpoint under the final name."""
+    import os
+
+    from mmengine.fileio.backends import LocalBackend
+    if getattr(LocalBackend, '_eva_atomic', False):
+        return
+
+    def put(self, obj: bytes, filepath) -> None:
+        filepath = str(filepath)
+        folder = os.path.dirname(filepath)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        tmp = f'{filepath}.tmp{os.getpid()}'
+        try:
+            with open(tmp, 'wb') as f:
+                f.write(obj)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, filepath)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    LocalBackend.put = put
+    LocalBackend._eva_atomic = True
+
+
 def _shim_mmaction_drn():
     name = 'mmaction.models.localizers.drn.drn'
     if name in sys.modules:
@@ -123,4 +154,5 @@ def apply():
     _allow_mmengine_checkpoints()
     _history_buffer_without_functions()
     _resume_with_full_unpickling_fallback()
+    _atomic_local_writes()
     _shim_mmaction_drn()

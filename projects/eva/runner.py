@@ -5,10 +5,35 @@ import torch
 from mmengine.config import Config
 
 
+# top-level keys the Runner reads; a config key one typo away from these is almost surely a
+# mistake that mmengine would otherwise ignore silently
+RUNNER_KEYS = (
+    'model', 'work_dir', 'train_dataloader', 'val_dataloader', 'test_dataloader', 'train_cfg',
+    'val_cfg', 'test_cfg', 'auto_scale_lr', 'optim_wrapper', 'param_scheduler',
+    'val_evaluator', 'test_evaluator', 'default_hooks', 'custom_hooks', 'data_preprocessor',
+    'load_from', 'resume', 'launcher', 'env_cfg', 'log_processor', 'log_level', 'visualizer',
+    'default_scope', 'randomness', 'experiment_name', 'cfg', 'custom_imports', 'tta_model',
+    'tta_pipeline', 'runner_type', 'strategy', 'compile', 'vis_backends')
+# ordinary OpenMMLab config variables that merely look like runner keys
+CONFIG_VARIABLES = ('train_pipeline', 'val_pipeline', 'test_pipeline')
+
+
+def check_top_level_keys(cfg: Config, source: str):
+    import difflib
+    for key in cfg.keys():
+        if key in RUNNER_KEYS or key in CONFIG_VARIABLES:
+            continue
+        close = difflib.get_close_matches(key, RUNNER_KEYS, n=1, cutoff=0.85)
+        if close:
+            raise KeyError(f'{source}: unknown config key {key!r}; did you mean {close[0]!r}? '
+                           '(mmengine would silently ignore it)')
+
+
 def load_config(args) -> Config:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    check_top_level_keys(cfg, args.config)
     cfg.launcher = args.launcher
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
