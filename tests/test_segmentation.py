@@ -278,3 +278,178 @@ def test_converter_refuses_relpos_layerscale_variant_and_junk(tmp_path):
         convert_checkpoint(str(tmp_path / 'c.pth'))
     with pytest.raises(ValueError, match='patch 16'):
         convert_checkpoint(str(tmp_path / 'c.pth'), patch_size=14)
+
+
+# ---------------------------------------------------------------- segmentor, configs, training
+def test_slide_pads_small_windows_to_the_crop():
+    """A 64x96 image under a 96x96 sliding window: the window is zero-padded to 96x96 and
+    the logits cut back, i.e. the same as decoding the padded image whole."""
+    model = tiny_model().eval()
+    model.test_cfg = Config(dict(mode='slide', crop_size=(96, 96), stride=(64, 64),
+                                 pad_crops=True))
+    x = torch.randn(1, 3, 64, 96)
+    meta = [dict(img_shape=(64, 96), pad_shape=(64, 96), ori_shape=(64, 96))]
+    with torch.no_grad():
+        slide = model.inference(x, meta)
+        padded = F.pad(x, (0, 0, 0, 32))
+        whole = model.decode_head.predict(model.extract_feat(padded),
+                                          [dict(img_shape=(96, 96), pad_shape=(96, 96))],
+                                          model.test_cfg)
+    assert slide.shape == (1, 4, 64, 96)
+    torch.testing.assert_close(slide, whole[..., :64, :])
+    # without padding the window is decoded at 64x96: a different (valid) prediction
+    model.test_cfg.pad_crops = False
+    with torch.no_grad():
+        unpadded = model.inference(x, [dict(m) for m in meta])
+    assert unpadded.shape == (1, 4, 64, 96) and not torch.allclose(unpadded, slide)
+
+
+CONFIGS = {
+    'eva-mask2former_vit-g-adapter-p16_32xb1-60k_coco-stuff164k-896x896.py':
+        dict(classes=171, iters=60000, batch=1, lr=1.5e-5, warmup=1500),
+    'eva-mask2former_vit-g-adapter-p16_32xb2-20k_coco-stuff164k-to-ade20k-896x896.py':
+        dict(classes=150, iters=20000, batch=2, lr=2.5e-5, warmup=500),
+    'eva-mask2former_vit-g-fpn-p16_32xb1-60k_coco-stuff164k-896x896.py':
+        dict(classes=171, iters=60000, batch=1, lr=1.5e-5, warmup=1500),
+}
+
+
+@pytest.mark.parametrize('name', sorted(CONFIGS))
+def test_real_configs_follow_eva01(name):
+    exp = CONFIGS[name]
+    cfg = Config.fromfile(osp.join(SEG, name))
+    head = cfg.model.decode_head
+    assert (head.num_classes, head.num_queries, head.feat_channels, head.out_channels) == \
+        (exp['classes'], 200, 1024, 1024)
+    dec = head.transformer_decoder
+    assert (dec.num_layers, dec.layer_cfg.self_attn_cfg.num_heads,
+            dec.layer_cfg.ffn_cfg.feedforward_channels) == (8, 32, 4096)
+    enc = head.pixel_decoder.encoder
+    assert (enc.num_layers, enc.layer_cfg.self_attn_cfg.num_heads,
+            enc.layer_cfg.self_attn_cfg.num_levels) == (6, 32, 3)
+    assert head.loss_cls.loss_weight == 2.0 and head.loss_cls.class_weight[-1] == 0.1
+    assert len(head.loss_cls.class_weight) == exp['classes'] + 1
+    assert (head.loss_mask.loss_weight, head.loss_dice.loss_weight) == (5.0, 5.0)
+    assert head.train_cfg.num_points == 12544
+    assert cfg.model.test_cfg.crop_size == (896, 896) and cfg.model.test_cfg.stride == (512, 512)
+    assert cfg.model.data_preprocessor.mean == [123.675, 116.28, 103.53]
+    opt = cfg.optim_wrapper
+    assert (opt.optimizer.lr, opt.optimizer.betas, opt.optimizer.weight_decay) == \
+        (exp['lr'], (0.9, 0.999), 0.05)
+    assert opt.constructor == 'EVALayerDecayOptimWrapperConstructor'
+    assert opt.paramwise_cfg.layer_decay_rate == 0.95
+    assert cfg.train_cfg.max_iters == exp['iters'] and cfg.train_dataloader.batch_size == exp['batch']
+    warm, poly = cfg.param_scheduler
+    assert (warm.end, warm.start_factor, poly.end, poly.power) == \
+        (exp['warmup'] + 1, 1e-6, exp['iters'] + 1, 1.0)
+    train = {t.type: t for t in cfg.train_dataloader.dataset.pipeline}
+    assert train['RandomResize'].scale == (3584, 896) and train['RandomResize'].ratio_range == (0.5, 2.0)
+    assert train['RandomCrop'].crop_size == (896, 896) and train['RandomCrop'].cat_max_ratio == 0.75
+    assert 'PhotoMetricDistortion' in train
+    scales = [t.scale for t in cfg.tta_pipeline[1].transforms[0]]
+    assert scales[0] == (2048, 512) and scales[-1] == (5120, 1280) and len(scales) == 7
+    if 'adapter' in name:
+        bb = cfg.model.backbone
+        assert (bb.deform_ratio, bb.deform_num_heads, bb.conv_inplane) == (0.5, 16, 64)
+        assert bb.interaction_indexes == [[0, 9], [10, 19], [20, 29], [30, 39]]
+        vit = bb.vit
+    else:
+        vit = cfg.model.backbone
+        assert vit.out_indices == [9, 19, 29, 39] and cfg.model.neck.rescales == [4, 2, 1, 0.5]
+    assert (vit.arch, vit.patch_size, vit.img_size, vit.drop_path_rate, vit.with_cp) == \
+        ('giant', 16, 896, 0.5, True)
+
+
+def test_giant_adapter_model_on_meta_device():
+    cfg = Config.fromfile(osp.join(SEG, sorted(CONFIGS)[0]))
+    with torch.device('meta'):
+        model = build(cfg.model)
+    sd = model.state_dict()
+    assert tuple(sd['backbone.vit.pos_embed'].shape) == (1, 1 + 56 * 56, 1408)  # 3137 tokens
+    assert tuple(sd['backbone.interactions.0.injector.attn.value_proj.weight'].shape) == (704, 1408)
+    assert tuple(sd['backbone.interactions.3.extra_extractors.1.attn.output_proj.weight'].shape) == (1408, 704)
+    assert tuple(sd['decode_head.cls_embed.weight'].shape) == (172, 1024)
+    assert tuple(sd['decode_head.query_feat.weight'].shape) == (200, 1024)
+    assert 'backbone.vit.blocks.39.mlp.fc2.weight' in sd and 'backbone.vit.blocks.40.norm1.weight' not in sd
+    assert 'backbone.vit.norm.weight' not in sd
+
+
+def test_layer_decay_groups_and_warmup_poly_schedule():
+    """Shared layer-decay constructor on the tiny model with the real configs' rules, and the
+    chained warmup x poly schedule equal to mmcv's poly-with-warmup."""
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.optim.scheduler import LinearLR, PolyLR
+    model = tiny_model()
+    real = Config.fromfile(osp.join(SEG, sorted(CONFIGS)[0])).optim_wrapper
+    wrapper = build_optim_wrapper(model, real)
+    groups = {g['param_name']: g for g in wrapper.optimizer.param_groups}
+    lr = 1.5e-5
+    top = 0.95 ** 5  # 4 blocks: ids 0..5
+    assert groups['backbone.vit.pos_embed']['lr'] == pytest.approx(lr * top)
+    assert groups['backbone.vit.pos_embed']['weight_decay'] == 0.05  # EVA-01 decays it
+    assert groups['backbone.vit.blocks.0.attn.qkv.weight']['lr'] == pytest.approx(lr * 0.95 ** 4)
+    assert groups['backbone.vit.blocks.0.attn.q_bias']['weight_decay'] == 0.0
+    assert groups['backbone.spm.fc1.weight']['lr'] == pytest.approx(lr)
+    assert groups['decode_head.pixel_decoder.mask_feature.weight']['lr'] == pytest.approx(lr)
+    assert groups['decode_head.query_embed.weight']['lr'] == pytest.approx(lr * 0.95 ** 41)
+    assert groups['decode_head.cls_embed.weight']['lr'] == pytest.approx(lr * 0.95 ** 41)
+    # schedule: the configs' chained LinearLR(1e-6, warmup) and PolyLR(power 1), scaled to
+    # warmup 10 / 100 iters, equal mmcv's lr = base * (1-(1-i/10)(1-1e-6)) * (1-i/100)
+    warm_cfg, poly_cfg = Config.fromfile(osp.join(SEG, sorted(CONFIGS)[0])).param_scheduler
+    assert (warm_cfg.end, poly_cfg.end) == (1500 + 1, 60000 + 1)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheds = [LinearLR(opt, start_factor=1e-6, by_epoch=False, begin=0, end=10 + 1),
+              PolyLR(opt, power=1.0, eta_min=0.0, by_epoch=False, begin=0, end=100 + 1)]
+    for it in range(1, 100):
+        for s in scheds:
+            s.step()
+        warm = 1 - (1 - min(it, 10) / 10) * (1 - 1e-6)
+        assert opt.param_groups[0]['lr'] == pytest.approx(warm * (1 - it / 100), rel=1e-6), it
+
+
+def test_short_training_learns_the_shapes():
+    """30 AdamW steps on 8 drawn images: the Mask2Former loss must fall by a third."""
+    import numpy as np
+    from mmseg.structures import SegDataSample
+    from mmengine.structures import PixelData
+    from projects.eva.datasets.synthetic_segmentation import random_segmentation_sample
+    model = tiny_model(seed=0)
+    model.train()
+    rng = np.random.default_rng(0)
+    imgs, samples = [], []
+    for _ in range(8):
+        img, label = random_segmentation_sample(rng, 64)
+        imgs.append(torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float())
+        s = SegDataSample(gt_sem_seg=PixelData(data=torch.from_numpy(label.astype(np.int64))[None]))
+        s.set_metainfo(dict(img_shape=(64, 64), pad_shape=(64, 64), ori_shape=(64, 64)))
+        samples.append(s)
+    data = model.data_preprocessor(dict(inputs=imgs, data_samples=samples), training=False)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+    losses = []
+    for _ in range(30):
+        loss_dict = model.loss(data['inputs'], data['data_samples'])
+        loss = sum(v for k, v in loss_dict.items() if 'loss' in k)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    first, last = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
+    assert last < first * 0.67, (first, last)
+
+
+def test_light_fpn_option_feeds_mask2former():
+    """No adapter: EVAViT featmaps + mmseg Feature2Pyramid give strides 4..32 for the head."""
+    cfg = Config.fromfile(DEMO).model
+    vit = dict(cfg.backbone.vit, out_indices=[0, 1, 2, 3], out_type='featmap')
+    cfg.backbone = vit
+    cfg.neck = dict(type='Feature2Pyramid', embed_dim=64, rescales=[4, 2, 1, 0.5],
+                    norm_cfg=dict(type='BN'))
+    torch.manual_seed(0)
+    model = build(cfg)
+    model.init_weights()
+    feats = model.extract_feat(torch.randn(2, 3, 64, 96))
+    assert [tuple(f.shape) for f in feats] == [(2, 64, 64 // s, 96 // s) for s in (4, 8, 16, 32)]
+    meta = [dict(img_shape=(64, 96), pad_shape=(64, 96), ori_shape=(64, 96))] * 2
+    model.eval()
+    with torch.no_grad():
+        assert model.inference(torch.randn(2, 3, 64, 96), meta).shape == (2, 4, 64, 96)

@@ -20,7 +20,7 @@ data_preprocessor = dict(
     bgr_to_rgb=True, pad_val=0, seg_pad_val=255, size=crop_size,
     test_cfg=dict(size_divisor=32))
 model = dict(
-    type='EncoderDecoder',
+    type='EVAEncoderDecoder',
     data_preprocessor=data_preprocessor,
     backbone=dict(
         type='EVAAdapter',
@@ -118,8 +118,8 @@ optim_wrapper = dict(
     constructor='EVALayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(layer_decay_rate=0.95, no_decay_1d=True))
 param_scheduler = [  # EVA-01: linear warmup times poly (power 1), both per iteration
-    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=20),
-    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=0, end=max_iters),
+    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=20 + 1),
+    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=0, end=max_iters + 1),
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 val_cfg = dict(type='ValLoop')

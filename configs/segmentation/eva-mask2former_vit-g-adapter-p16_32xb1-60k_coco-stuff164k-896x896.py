@@ -54,10 +54,11 @@ test_evaluator = val_evaluator
 
 max_iters = 60000
 warmup_iters = 1500
-# mmcv's poly-with-warmup = the product of both schedules from iteration 0 (they chain)
+# mmcv's poly-with-warmup = the product of both schedules from iteration 0 (they chain);
+# mmengine's schedulers reach their end value at `end - 1`, hence the + 1
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=warmup_iters),
-    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=0, end=max_iters),
+    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=warmup_iters + 1),
+    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=0, end=max_iters + 1),
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=1000)
 val_cfg = dict(type='ValLoop')

@@ -58,8 +58,8 @@ optim_wrapper = dict(optimizer=dict(lr=2.5e-5))
 max_iters = 20000
 warmup_iters = 500
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=warmup_iters),
-    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=0, end=max_iters),
+    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=warmup_iters + 1),
+    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=0, end=max_iters + 1),
 ]
 train_cfg = dict(max_iters=max_iters)
 auto_scale_lr = dict(enable=False, base_batch_size=64)
