@@ -1,7 +1,7 @@
 # Lighter option (not an EVA-01 release): no ViT-Adapter. EVAViT returns blocks 10/20/30/40
 # as 56x56 maps and mmseg's Feature2Pyramid turns them into strides 4/8/16/32 (deconv x4,
-# deconv x2, identity, max-pool), then the same Mask2Former head and recipe. Saves the SPM,
-# the 4 injectors and 6 extractors (~7% of the parameters and most of the adapter memory).
+# deconv x2, identity, max-pool), then the same Mask2Former head and recipe. Replaces the
+# SPM, 4 injectors and 6 extractors (and their high-resolution token maps) by 4 deconvs.
 _base_ = './eva-mask2former_vit-g-adapter-p16_32xb1-60k_coco-stuff164k-896x896.py'
 
 pretrained = 'pretrained/eva_psz14to16_mm.pth'
