@@ -32,7 +32,8 @@ def train_cmd(work_dir, data_root, max_epochs, *extra):
             f'train_dataloader.dataset.dataset.data_root={data_root}',
             'train_dataloader.batch_size=8', 'train_dataloader.num_workers=0',
             'train_dataloader.persistent_workers=False', f'train_cfg.max_epochs={max_epochs}',
-            'default_hooks.logger.interval=1', 'default_hooks.checkpoint.interval=1',
+            'default_hooks.logger.interval=1', 'default_hooks.checkpoint.interval=2',
+            'default_hooks.checkpoint.by_epoch=False',
             'default_hooks.checkpoint.max_keep_ckpts=-1', 'randomness.deterministic=True']
 
 
@@ -75,7 +76,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path, data_root
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert (cut / 'epoch_1.pth').exists() and not (cut / 'epoch_3.pth').exists()
+    assert (cut / 'iter_6.pth').exists() and not (cut / 'iter_15.pth').exists()
     assert not [f for f in os.listdir(cut) if '.tmp' in f]  # no half-written file left behind
     res = subprocess.run(train_cmd(cut, data_root, 3, '--resume'), env=env, cwd=ROOT,
                          capture_output=True, text=True)
@@ -84,14 +85,15 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path, data_root
     runs = logged_losses(cut)
     resumed = runs[sorted(runs)[-1]]
     start = min(resumed)
-    # resumed from the last complete checkpoint (epoch 1 or 2), with the same next losses
-    assert start in (iters_per_epoch + 1, 2 * iters_per_epoch + 1), start
+    # resumed from the last (iteration) checkpoint, inside an epoch, with the same next losses
+    assert start > iters_per_epoch and (start - 1) % 2 == 0, start
+    assert (start - 1) % iters_per_epoch != 0, 'the checkpoint should be mid-epoch'
     assert max(resumed) == 3 * iters_per_epoch
     for step, loss in resumed.items():
         assert loss == pytest.approx(ref[step], abs=1e-6), step
     # EMA and scheduler state came back too: final EMA weights match the uninterrupted run
-    a = torch.load(full / 'epoch_3.pth', weights_only=True)
-    b = torch.load(cut / 'epoch_3.pth', weights_only=True)
+    a = torch.load(full / 'iter_15.pth', weights_only=True)
+    b = torch.load(cut / 'iter_15.pth', weights_only=True)
     for k, v in a['ema_state_dict'].items():
         torch.testing.assert_close(b['ema_state_dict'][k], v, rtol=0, atol=1e-6, msg=k)
     assert a['param_schedulers'] == b['param_schedulers']

@@ -52,6 +52,7 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=1, end=max_epochs,
          T_max=max_epochs - 1, convert_to_iter_based=True),
 ]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
+# resumes exactly, also from a mid-epoch (iteration) checkpoint
+train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs)
 default_hooks = dict(logger=dict(type='LoggerHook', interval=4),
                      checkpoint=dict(type='CheckpointHook', interval=2, max_keep_ckpts=2))

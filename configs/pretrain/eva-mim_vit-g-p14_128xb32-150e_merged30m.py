@@ -30,14 +30,15 @@ train_dataloader = dict(
     num_workers=10,
     persistent_workers=True,
     pin_memory=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    # augmentations seeded by (seed, epoch, sample): --resume sees the same data
+    sampler=dict(type='EpochSeededSampler', shuffle=True),
     collate_fn=dict(type='default_collate'),
-    dataset=dict(
+    dataset=dict(type='EpochSeededDataset', seed=0, dataset=dict(
         type='ConcatDataset',
         datasets=[
             dict(type='CustomDataset', with_label=False, pipeline=train_pipeline, **part)
             for part in merged30m_parts
-        ]))
+        ])))
 
 # ---------------------------------------------------------------- model
 model = dict(
@@ -74,5 +75,8 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=warmup_epochs,
          end=max_epochs, T_max=max_epochs - warmup_epochs, convert_to_iter_based=True),
 ]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
+train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs)
 auto_scale_lr = dict(base_batch_size=4096, enable=False)
+# an epoch is ~7.3k steps: also keep an iteration checkpoint every 1000 steps
+default_hooks = dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=1000,
+                                     max_keep_ckpts=3))

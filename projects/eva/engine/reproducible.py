@@ -20,9 +20,17 @@ from mmengine.registry import DATA_SAMPLERS, DATASETS
 class EpochSeededSampler(DefaultSampler):
     """``DefaultSampler`` that yields ``(epoch, index)`` for :class:`EpochSeededDataset`."""
 
+    _skip = 0
+
+    def skip_next(self, num_samples: int):
+        """Drop the first ``num_samples`` of the next pass (mid-epoch resume)."""
+        self._skip = num_samples
+
     def __iter__(self) -> Iterator[Tuple[int, int]]:
-        epoch = self.epoch
-        return ((epoch, int(i)) for i in super().__iter__())
+        epoch, skip = self.epoch, self._skip
+        self._skip = 0
+        indices = list(super().__iter__())[skip:]
+        return iter([(epoch, int(i)) for i in indices])
 
 
 @DATASETS.register_module()

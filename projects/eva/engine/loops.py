@@ -1,0 +1,36 @@
+"""An epoch loop that resumes in the middle of an epoch without replaying or skipping data."""
+from mmengine.registry import LOOPS
+from mmengine.runner import EpochBasedTrainLoop
+
+
+@LOOPS.register_module()
+class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
+    """``EpochBasedTrainLoop`` + exact mid-epoch resume.
+
+    mmengine restarts an interrupted epoch from its first batch, so a run resumed from an
+    iteration checkpoint trains some batches twice and its losses diverge from an
+    uninterrupted run. Here the batches of the current epoch that the checkpoint already
+    covers are skipped: by index in :class:`EpochSeededSampler` (no data is loaded), or by
+    drawing them from any other sampler.
+    """
+
+    def run_epoch(self) -> None:
+        self.runner.call_hook('before_train_epoch')
+        self.runner.model.train()
+        done = self._iter - self._epoch * len(self.dataloader)
+        sampler = getattr(self.dataloader, 'sampler', None)
+        skip = done if 0 < done < len(self.dataloader) else 0
+        if skip and hasattr(sampler, 'skip_next'):
+            sampler.skip_next(skip * self.dataloader.batch_size)
+            batches = iter(self.dataloader)
+        else:
+            batches = iter(self.dataloader)
+            for _ in range(skip):
+                next(batches)
+        if skip:
+            self.runner.logger.info(f'resuming inside epoch {self._epoch + 1}: skipped its '
+                                    f'first {skip} batches, already trained')
+        for idx, data_batch in enumerate(batches, start=skip):
+            self.run_iter(idx, data_batch)
+        self.runner.call_hook('after_train_epoch')
+        self._epoch += 1
