@@ -7,7 +7,7 @@ val        ``val/<wnid>/*.JPEG`` (ImageFolder val)                       1000
 v2         ``<0..999>/*.jpeg`` (imagenetv2-matched-frequency-format-val)  1000
 sketch     ``<wnid>/*.JPEG`` (ImageNet-Sketch ``sketch/``)                1000
 a, r       ``<wnid>/*.jpg`` (imagenet-a / imagenet-r)                     200-class subsets
-real       ``val/*.JPEG`` (flat, ILSVRC2012_val_*) + ``real.json``        multi-label
+real       ``val/**/ILSVRC2012_val_*.JPEG`` + ``real.json``                multi-label
 objectnet  ``images/<folder>/*.png`` + ``mappings/*.json``                113 overlapping
 =========  ===========================================================  ======================
 
@@ -86,12 +86,14 @@ class ImageNetVariant(BaseDataset):
             raise FileNotFoundError(f'ImageNet-ReaL labels not found: {path}')
         with open(path) as f:
             real = json.load(f)
-        files = _images(img_dir)
+        # flat or in class folders: ReaL is indexed by the sorted ILSVRC2012_val_* file names
+        files = sorted((osp.join(d, f) for d, _, names in os.walk(img_dir) for f in names
+                        if f.lower().endswith(IMAGE_EXTS)), key=osp.basename)
         if len(files) != len(real):
             raise ValueError(f'{path} has {len(real)} entries but {img_dir} has {len(files)} '
-                             'images (expected the 50000 flat ILSVRC2012_val_* files)')
+                             'images (expected the 50000 ILSVRC2012_val_* files)')
         # images without any ReaL label are excluded from the score (the ReaL protocol)
-        return [dict(img_path=osp.join(img_dir, f), gt_label=-1, real_labels=labels)
+        return [dict(img_path=f, gt_label=-1, real_labels=labels)
                 for f, labels in zip(files, real)]
 
     def _load_objectnet(self, root, index):
