@@ -1,0 +1,9 @@
+# EVA-CLIP zero-shot CIFAR-100 test (10k), OpenAI's 18 CIFAR prompts (CLIP_benchmark).
+# Layout: data/cifar100/cifar-100-python/
+_base_ = './_base_/eva-clip_vit-g-p14_zeroshot.py'
+model = dict(classnames='cifar100', templates='openai_cifar')
+test_dataloader = dict(dataset=dict(
+    type='CIFAR100', data_root='data/cifar100', split='test',
+    pipeline=[dict(type='ResizeEdge', scale=224, edge='short', backend='pillow',
+                   interpolation='bicubic'),
+              dict(type='CenterCrop', crop_size=224), dict(type='PackInputs')]))

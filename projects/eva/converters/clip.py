@@ -1,0 +1,65 @@
+"""EVA-CLIP checkpoints -> ``EVACLIP``.
+
+``eva_clip_psz14.pt`` (EVA-01, fp16, ``visual.*`` + ``text.*`` with ``text.logit_scale``) and
+the later repack ``EVA01_CLIP_g_14_psz14_s11B.pt`` (top-level ``logit_scale``):
+
+- ``visual.<ViT key>`` -> ``backbone.<ViT key>`` (EVAViT keeps EVA-01's names), with the final
+  ``visual.norm`` -> ``backbone.norm``;
+- ``visual.head`` (Linear 1408 -> 1024 with bias) -> ``clip_projection``;
+- ``text.*`` -> ``text.*`` (same names), ``text.logit_scale`` / ``logit_scale`` ->
+  ``logit_scale``; a stored causal ``attn_mask`` buffer is dropped (rebuilt at run time).
+
+Every tensor is mapped or dropped for a stated reason; anything else is an error.
+"""
+import re
+from typing import Dict
+
+import torch
+
+from . import register_format
+from .backbone import EVA_BLOCK_KEY, EVA_EMBED_KEYS, change_patch_size
+
+TEXT_KEY = re.compile(
+    r'^(token_embedding\.weight|positional_embedding|text_projection|ln_final\.(weight|bias)|'
+    r'transformer\.resblocks\.\d+\.(ln_1|ln_2)\.(weight|bias)|'
+    r'transformer\.resblocks\.\d+\.attn\.(in_proj_weight|in_proj_bias|out_proj\.(weight|bias))|'
+    r'transformer\.resblocks\.\d+\.mlp\.(c_fc|c_proj)\.(weight|bias))$')
+VISUAL_EXTRA = {'norm.weight': 'backbone.norm.weight', 'norm.bias': 'backbone.norm.bias',
+                'head.weight': 'clip_projection.weight', 'head.bias': 'clip_projection.bias'}
+DROPPED = {'text.attn_mask': 'causal mask buffer, rebuilt by the attention at run time'}
+
+
+def _is_eva_clip(sd: Dict[str, torch.Tensor]) -> bool:
+    return 'text.token_embedding.weight' in sd and 'visual.blocks.0.attn.q_bias' in sd
+
+
+@register_format('eva-clip (eva_clip_psz14.pt, EVA01_CLIP_g_14_psz14_s11B.pt)', _is_eva_clip)
+def convert_eva_clip(sd, patch_size=None, **_):
+    out, left = {}, []
+    for key, value in sd.items():
+        if key in DROPPED:
+            continue
+        if key in ('text.logit_scale', 'logit_scale'):
+            if 'logit_scale' in out:
+                raise KeyError('both text.logit_scale and logit_scale are present')
+            out['logit_scale'] = value.reshape(())
+        elif key.startswith('visual.'):
+            name = key[len('visual.'):]
+            if name in EVA_EMBED_KEYS or EVA_BLOCK_KEY.match(name):
+                out['backbone.' + name] = value
+            elif name in VISUAL_EXTRA:
+                out[VISUAL_EXTRA[name]] = value
+            else:
+                left.append(key)
+        elif key.startswith('text.') and TEXT_KEY.match(key[len('text.'):]):
+            out[key] = value
+        else:
+            left.append(key)
+    if left:
+        raise KeyError(f'eva-clip: {len(left)} tensors have no mapping: {left[:10]}')
+    required = ['backbone.pos_embed', 'backbone.norm.weight', 'clip_projection.weight',
+                'text.text_projection', 'logit_scale']
+    missing = [k for k in required if k not in out]
+    if missing:
+        raise KeyError(f'eva-clip checkpoint lacks {missing}')
+    return change_patch_size(out, patch_size)
