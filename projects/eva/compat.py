@@ -11,6 +11,8 @@
 * The mmaction2 1.2.0 wheel lacks ``mmaction/models/localizers/drn`` which
   ``mmaction.models`` imports: a placeholder module stands in for that one model.
 * ``lvis`` 0.5.3 uses ``np.float`` (gone in numpy >= 1.24): :func:`patch_lvis_numpy2`.
+* mmengine's pytorch launcher calls ``torch.cuda.set_device`` even for gloo: on a machine
+  without CUDA, ``tools/dist_train.sh`` would fail before training (CPU scale-out tests).
 """
 import sys
 import types
@@ -144,6 +146,21 @@ def _shim_mmaction_drn():
     sys.modules[name] = mod
 
 
+def _cpu_dist_init():
+    from mmengine.dist import utils
+    if getattr(utils._init_dist_pytorch, '_eva_cpu', False):
+        return
+    original = utils._init_dist_pytorch
+
+    def init(backend='nccl', init_backend='torch', **kwargs):
+        if torch.cuda.is_available() or init_backend != 'torch':
+            return original(backend, init_backend=init_backend, **kwargs)
+        torch.distributed.init_process_group(backend=backend, **kwargs)  # CPU: no set_device
+
+    init._eva_cpu = True
+    utils._init_dist_pytorch = init
+
+
 def patch_lvis_numpy2():
     """Called by the detection package before the LVIS metric imports ``lvis``."""
     if 'float' not in np.__dict__:
@@ -156,3 +173,4 @@ def apply():
     _resume_with_full_unpickling_fallback()
     _atomic_local_writes()
     _shim_mmaction_drn()
+    _cpu_dist_init()

@@ -13,7 +13,10 @@ RUNNER_KEYS = (
     'val_evaluator', 'test_evaluator', 'default_hooks', 'custom_hooks', 'data_preprocessor',
     'load_from', 'resume', 'launcher', 'env_cfg', 'log_processor', 'log_level', 'visualizer',
     'default_scope', 'randomness', 'experiment_name', 'cfg', 'custom_imports', 'tta_model',
-    'tta_pipeline', 'runner_type', 'strategy', 'compile', 'vis_backends')
+    'tta_pipeline', 'runner_type', 'strategy', 'compile', 'vis_backends', 'model_wrapper_cfg')
+# common config variables that sit close to a runner key but are not typos
+KNOWN_VARIABLES = ('train_pipeline', 'test_pipeline', 'val_pipeline', 'eval_pipeline',
+                   'data_preprocessor', 'dataset_type', 'data_root', 'backend_args')
 # ordinary OpenMMLab config variables that merely look like runner keys
 CONFIG_VARIABLES = ('train_pipeline', 'val_pipeline', 'test_pipeline')
 
@@ -41,6 +44,12 @@ def load_config(args) -> Config:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     if not torch.cuda.is_available() and cfg.get('env_cfg', {}).get('dist_cfg'):
         cfg.env_cfg.dist_cfg.backend = 'gloo'  # CPU runs (tests, demo) use gloo
+        if cfg.launcher != 'none' and cfg.get('model_wrapper_cfg') is None \
+                and 'runner_type' not in cfg:
+            # mmengine's default DDP wrapper passes device_ids=[LOCAL_RANK], GPU only
+            cfg.model_wrapper_cfg = dict(
+                type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False,
+                find_unused_parameters=cfg.get('find_unused_parameters', False))
     if getattr(args, 'amp', False):
         wrapper = cfg.optim_wrapper
         if wrapper.get('type', 'OptimWrapper') not in ('AmpOptimWrapper', 'mmengine.AmpOptimWrapper'):
