@@ -136,7 +136,10 @@ def test_typo_in_top_level_config_key_is_reported():
     cfg = Config(dict(model=dict(type='x'), optim_wraper=dict(), img_size=224))
     with pytest.raises(KeyError, match="'optim_wraper'.*did you mean 'optim_wrapper'"):
         check_top_level_keys(cfg, 'cfg.py')
-    check_top_level_keys(Config(dict(model=dict(), img_size=224, data_root='x')), 'ok.py')
+    check_top_level_keys(Config(dict(model=dict(), img_size=224, data_root='x',
+                                     test_pipeline=[], val_pipeline=[])), 'ok.py')
+    with pytest.raises(KeyError, match="did you mean 'param_scheduler'"):
+        check_top_level_keys(Config(dict(param_schedulers=[])), 'cfg.py')
 
 
 def test_bad_images_and_empty_folders_name_the_file(tmp_path):
