@@ -85,8 +85,10 @@ def test_giant_keys_and_shapes_match_release():
     sd = official_state_dict(GIANT, device='meta')
     assert len(sd) == 4 + 40 * 13 + 4 + 2 + 12 * 12 + 2 + 1 + 1  # 678 tensors
     out = convert_eva_clip(sd)
+    from mmengine.config import Config
+    cfg = Config.fromfile('configs/clip/eva-clip_vit-g-p14_zeroshot-cls_in1k.py')
     with torch.device('meta'):
-        model = MODELS.build(clip_cfg(GIANT))
+        model = MODELS.build(cfg.model)  # the real zero-shot config
     own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     assert set(out) == set(own)
     assert {k: tuple(v.shape) for k, v in out.items()} == own
@@ -403,3 +405,45 @@ def test_build_requires_cls_token_output():
     with pytest.raises(ValueError, match='cls_token'):
         MODELS.build(cfg)
     assert isinstance(build_tiny(), EVACLIP)
+
+
+def test_real_configs_parse():
+    import glob
+
+    from mmengine.config import Config
+    expected = {'in1k': 'imagenet', 'in1k-v2': 'imagenet', 'in1k-a': 'imagenet-a',
+                'in1k-r': 'imagenet-r', 'in1k-sketch': 'imagenet', 'cifar10': 'cifar10',
+                'cifar100': 'cifar100'}
+    files = sorted(glob.glob('configs/clip/eva-clip_vit-g-p14_zeroshot-cls_*.py'))
+    assert len(files) == 12
+    for f in files:
+        cfg = Config.fromfile(f)
+        suffix = f[:-3].rsplit('zeroshot-cls_', 1)[1]
+        if suffix in expected:
+            assert cfg.model.classnames == expected[suffix], f
+        assert cfg.model.templates == ('openai_cifar' if 'cifar' in f else 'openai_imagenet')
+        assert cfg.model.zero_shot_scale == 100.
+        assert cfg.load_from == 'checkpoints/eva_clip_psz14_mm.pth'
+    train = Config.fromfile('configs/clip/eva-clip_vit-g-p14_256xb160-11b_laion400m.py')
+    assert train.train_dataloader.batch_size * 256 == 40_960
+    assert train.model.vision_backbone.drop_path_rate == 0.4
+    assert train.model.text_backbone.act == 'gelu'
+    assert train.train_cfg.max_iters * 40_960 == pytest.approx(11e9, rel=1e-4)
+
+
+def test_report_collects_work_dirs(tmp_path, capsys):
+    from projects.eva.clip import report
+    dirs = []
+    for suffix, top1 in (('in1k', 78.0), ('in1k-v2', 70.0), ('k400', 65.0)):
+        d = tmp_path / f'eva-clip_vit-g-p14_zeroshot-cls_{suffix}' / '20260101_000000'
+        d.mkdir(parents=True)
+        (d / '20260101_000000.json').write_text(
+            json.dumps({'accuracy/top1': top1, 'accuracy/top5': 99.0}) + '\n')
+        dirs.append(str(d.parent))
+    assert report.collect(dirs) == {'imagenet-1k': 78.0, 'imagenet-v2': 70.0,
+                                    'kinetics400': 65.0}
+    report.main(dirs)
+    text = capsys.readouterr().out
+    assert '| imagenet-1k | 78.00 | 78.53 |' in text and '| kinetics600 | - | 64.38 |' in text
+    with pytest.raises(ValueError, match='benchmark'):
+        report.benchmark_of('work_dirs/something_else')

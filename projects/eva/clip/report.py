@@ -1,0 +1,73 @@
+"""Collect the zero-shot top-1 of the 12 EVA-CLIP benchmarks into EVA's summary table.
+
+    python -m projects.eva.clip.report work_dirs/eva-clip_vit-g-p14_zeroshot-cls_*
+
+Each argument is the work dir of one ``tools/test.py`` run of a ``configs/clip/*zeroshot-cls_*``
+config (the benchmark is read from the name suffix); the newest ``<timestamp>/<timestamp>.json``
+there holds its ``accuracy/top1``. Prints per-benchmark top-1 next to EVA-01's, the
+ImageNet-family average, the robustness gap Δ and the 12-benchmark average.
+"""
+import argparse
+import glob
+import json
+import os.path as osp
+import sys
+from typing import Dict
+
+from .zero_shot import PAPER_TOP1, TWELVE, summarize
+
+SUFFIX_TO_BENCHMARK = {
+    'in1k': 'imagenet-1k', 'in1k-v2': 'imagenet-v2', 'in1k-a': 'imagenet-a',
+    'in1k-r': 'imagenet-r', 'in1k-sketch': 'imagenet-sketch', 'objectnet': 'objectnet',
+    'cifar10': 'cifar10', 'cifar100': 'cifar100', 'ucf101': 'ucf101', 'k400': 'kinetics400',
+    'k600': 'kinetics600', 'k700': 'kinetics700'}
+
+
+def benchmark_of(work_dir: str) -> str:
+    suffix = osp.basename(osp.normpath(work_dir)).rsplit('zeroshot-cls_', 1)[-1]
+    if suffix not in SUFFIX_TO_BENCHMARK:
+        raise ValueError(f'{work_dir}: cannot tell the benchmark from the name; expected a '
+                         f'suffix in {sorted(SUFFIX_TO_BENCHMARK)}')
+    return SUFFIX_TO_BENCHMARK[suffix]
+
+
+def read_top1(work_dir: str) -> float:
+    logs = sorted(glob.glob(osp.join(work_dir, '*', '*.json')))
+    for path in reversed(logs):
+        with open(path) as f:
+            records = [json.loads(line) for line in f if line.strip()]
+        hits = [r['accuracy/top1'] for r in records if 'accuracy/top1' in r]
+        if hits:
+            return float(hits[-1])
+    raise FileNotFoundError(f'{work_dir}: no test log with accuracy/top1 (<ts>/<ts>.json)')
+
+
+def collect(work_dirs) -> Dict[str, float]:
+    return {benchmark_of(d): read_top1(d) for d in work_dirs}
+
+
+def format_table(top1: Dict[str, float]) -> str:
+    rows = ['| benchmark | top-1 | EVA-01 |', '|---|---|---|']
+    for name in TWELVE:
+        ours = f'{top1[name]:.2f}' if name in top1 else '-'
+        paper = f'{PAPER_TOP1[name]:.2f}' if name in PAPER_TOP1 else '-'
+        rows.append(f'| {name} | {ours} | {paper} |')
+    summary = summarize(top1)
+    for key, label in (('imagenet_family_avg', 'avg IN-1K/V2/A/R/Sketch/ObjectNet'),
+                       ('robustness_delta', 'Δ = IN-1K − that avg (lower is better)'),
+                       ('avg_12', 'avg over the 12')):
+        value = summary[key]
+        rows.append(f'| {label} | {"-" if value is None else f"{value:.2f}"} | |')
+    return '\n'.join(rows)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('work_dirs', nargs='+')
+    args = parser.parse_args(argv)
+    print(format_table(collect(args.work_dirs)))
+
+
+if __name__ == '__main__':
+    sys.exit(main())
