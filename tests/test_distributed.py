@@ -80,3 +80,35 @@ def test_two_processes_match_one_process_loss(runs):
         assert d["loss"] == pytest.approx(s["loss"], abs=5e-4)
     # and training moved the loss (not a frozen model)
     assert abs(single[-1]['loss'] - single[0]['loss']) > 1e-2
+
+
+@pytest.mark.parametrize('variant,strategy', [('deepspeed-zero1', 'DeepSpeedStrategy'),
+                                              ('fsdp', 'FSDPStrategy')])
+def test_flexible_runner_variants_of_the_giant_recipe(variant, strategy):
+    """The ZeRO-1 / FSDP variants change only the engine; their strategy objects build."""
+    import copy
+
+    from mmengine.config import Config
+    from mmengine.registry import STRATEGIES
+    base_path = osp.join(ROOT, 'configs/pretrain/eva-mim_vit-g-p14_128xb32-150e_merged30m.py')
+    base = Config.fromfile(base_path)
+    cfg = Config.fromfile(base_path.replace('.py', f'_{variant}.py'))
+    assert cfg.runner_type == 'FlexibleRunner' and cfg.strategy.type == strategy
+    for key in ('model', 'train_dataloader', 'param_scheduler', 'train_cfg'):
+        assert cfg[key] == base[key], key
+    assert cfg.optim_wrapper.optimizer == base.optim_wrapper.optimizer
+    assert cfg.optim_wrapper.paramwise_cfg == base.optim_wrapper.paramwise_cfg
+    if strategy == 'DeepSpeedStrategy':
+        pytest.importorskip('deepspeed')
+        s = STRATEGIES.build(copy.deepcopy(cfg.strategy))
+        # EVA-01's DeepSpeed settings (utils.create_ds_config)
+        assert s.config['zero_optimization']['stage'] == 1
+        assert s.config['fp16'] == dict(enabled=True, auto_cast=False, loss_scale=0,
+                                        initial_scale_power=16, loss_scale_window=500,
+                                        hysteresis=2, min_loss_scale=1)
+        assert s.config['gradient_clipping'] == 3.0
+        assert cfg.optim_wrapper.type == 'DeepSpeedOptimWrapper'
+    else:
+        s = STRATEGIES.build(copy.deepcopy(cfg.strategy))
+        assert cfg.optim_wrapper.use_fsdp and cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert type(s).__name__ == strategy
