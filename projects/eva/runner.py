@@ -17,16 +17,14 @@ RUNNER_KEYS = (
 # common config variables that sit close to a runner key but are not typos
 KNOWN_VARIABLES = ('train_pipeline', 'test_pipeline', 'val_pipeline', 'eval_pipeline',
                    'data_preprocessor', 'dataset_type', 'data_root', 'backend_args')
-# ordinary OpenMMLab config variables that merely look like runner keys
-CONFIG_VARIABLES = ('train_pipeline', 'val_pipeline', 'test_pipeline')
 
 
 def check_top_level_keys(cfg: Config, source: str):
     import difflib
     for key in cfg.keys():
-        if key in RUNNER_KEYS or key in CONFIG_VARIABLES:
+        if key in RUNNER_KEYS or key in KNOWN_VARIABLES:
             continue
-        close = difflib.get_close_matches(key, RUNNER_KEYS, n=1, cutoff=0.85)
+        close = difflib.get_close_matches(key, RUNNER_KEYS, n=1, cutoff=0.9)
         if close:
             raise KeyError(f'{source}: unknown config key {key!r}; did you mean {close[0]!r}? '
                            '(mmengine would silently ignore it)')
