@@ -13,9 +13,9 @@ CONFIG = 'demo/eva-det_vit-tiny-p16_cascade-mask-rcnn_shapes-128.py'
 PALETTE = ((230, 60, 60), (60, 200, 90), (70, 110, 240))
 
 
-def _options(root: str) -> dict:
+def _options(root: str, name: str) -> dict:
     ann = osp.join(root, 'annotations', 'instances_{}.json')
-    opts = {'train_dataloader.dataset.data_root': root + '/',
+    opts = {'visualizer.name': name,  # the visualizer is a named singleton: one per runner'train_dataloader.dataset.data_root': root + '/',
             'val_dataloader.dataset.data_root': root + '/',
             'test_dataloader.dataset.data_root': root + '/',
             'val_evaluator.ann_file': ann.format('val'),
@@ -65,11 +65,12 @@ def run_demo_stage(work_dir: str, data_root: str) -> list:
         make_coco_instances(root, 'val', num=32, size=128, seed=1)
     out = osp.join(work_dir, 'detection')
     t0 = time.time()
-    baseline = build_runner(config_path(CONFIG), osp.join(out, 'untrained'), _options(root),
+    baseline = build_runner(config_path(CONFIG), osp.join(out, 'untrained'),
+                            _options(root, f'det_demo_untrained_{t0}'),
                             mode='test')
     baseline.model.init_weights()  # the same initialisation training starts from
     before = baseline.test()
-    runner = build_runner(config_path(CONFIG), out, _options(root))
+    runner = build_runner(config_path(CONFIG), out, _options(root, f'det_demo_{t0}'))
     runner.train()
     minutes = (time.time() - t0) / 60
     records = read_scalars(out)
