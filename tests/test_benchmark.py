@@ -114,15 +114,15 @@ def test_models_share_weights_and_outputs(tiny_arch):
 def test_benchmark_tool_prints_table(capsys):
     main = load_tool('benchmark_backbone').main
     rows = main(['--archs', '48,2,3,131', '--img-size', '56', '--batch', '2', '--rounds', '1',
-                 '--warmup', '0', '--dtypes', 'fp32', 'bf16', '--device', 'cpu'])
+                 '--warmup', '0', '--dtypes', 'fp32', '--device', 'cpu'])
     out = capsys.readouterr().out
     assert '| arch | dtype | ckpt | mode | model | img/s |' in out
-    # 2 dtypes x (3 models without ckpt + 2 with) x 2 modes
-    assert len(rows) == 2 * (3 + 2) * 2
-    assert out.count('| EVAViT |') == 8
+    # (3 models without ckpt + 2 with) x 2 modes
+    assert len(rows) == (3 + 2) * 2
+    assert out.count('| EVAViT |') == 4
     for r in rows:
         assert r['img_per_s'] > 0
-        if r['model'] != 'EVAViT' and r['dtype'] == 'fp32':
+        if r['model'] != 'EVAViT':
             assert r['max_abs_diff'] < 1e-5
 
 
