@@ -20,8 +20,9 @@ EVA_EMBED_KEYS = ('cls_token', 'pos_embed', 'patch_embed.proj.weight', 'patch_em
 
 
 def _is_eva01_layout(sd: Dict[str, torch.Tensor]) -> bool:
-    return 'blocks.0.attn.q_bias' in sd and 'patch_embed.proj.weight' in sd \
-        and 'blocks.0.attn.qkv.weight' in sd
+    """An EVA-01 *image* ViT (video checkpoints have a 5-D patch kernel: converters/video.py)."""
+    return 'blocks.0.attn.q_bias' in sd and 'blocks.0.attn.qkv.weight' in sd \
+        and sd.get('patch_embed.proj.weight', torch.empty(0)).ndim == 4
 
 
 def resize_patch_embed(weight: torch.Tensor, patch_size: int) -> torch.Tensor:

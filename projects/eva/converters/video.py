@@ -11,7 +11,7 @@ from typing import Dict, Optional
 
 import torch
 
-from . import FORMATS, detect_format, register_format, source_state_dict
+from . import detect_format, register_format, source_state_dict
 from ..checkpoint import load_weights
 
 VIT_KEY = re.compile(  # EVA-01's ViT names, kept by EVAViT
@@ -59,10 +59,6 @@ def convert_eva01_video(sd, patch_size=None, class_mapping=None, **_):
                 out[k] = out[k][mapping]
     return out
 
-
-# A video checkpoint also has every key of an image classifier (blocks, fc_norm, head), so the
-# image-classification detector would claim it: video, the more specific format, goes first.
-FORMATS.insert(0, FORMATS.pop())
 
 
 def image_to_video(sd: Dict[str, torch.Tensor], num_frames: int) -> Dict[str, torch.Tensor]:
