@@ -84,7 +84,7 @@ def test_two_processes_match_one_process_loss(runs):
 
 @pytest.mark.parametrize('variant,strategy', [('deepspeed-zero1', 'DeepSpeedStrategy'),
                                               ('fsdp', 'FSDPStrategy')])
-def test_flexible_runner_variants_of_the_giant_recipe(variant, strategy):
+def test_flexible_runner_variants_of_the_giant_recipe(variant, strategy, tmp_path):
     """The ZeRO-1 / FSDP variants change only the engine; their strategy objects build."""
     import copy
 
@@ -100,7 +100,7 @@ def test_flexible_runner_variants_of_the_giant_recipe(variant, strategy):
     assert cfg.optim_wrapper.paramwise_cfg == base.optim_wrapper.paramwise_cfg
     if strategy == 'DeepSpeedStrategy':
         pytest.importorskip('deepspeed')
-        s = STRATEGIES.build(copy.deepcopy(cfg.strategy))
+        s = STRATEGIES.build(dict(copy.deepcopy(cfg.strategy), work_dir=str(tmp_path)))
         # EVA-01's DeepSpeed settings (utils.create_ds_config)
         assert s.config['zero_optimization']['stage'] == 1
         assert s.config['fp16'] == dict(enabled=True, auto_cast=False, loss_scale=0,
@@ -109,6 +109,6 @@ def test_flexible_runner_variants_of_the_giant_recipe(variant, strategy):
         assert s.config['gradient_clipping'] == 3.0
         assert cfg.optim_wrapper.type == 'DeepSpeedOptimWrapper'
     else:
-        s = STRATEGIES.build(copy.deepcopy(cfg.strategy))
+        s = STRATEGIES.build(dict(copy.deepcopy(cfg.strategy), work_dir=str(tmp_path)))
         assert cfg.optim_wrapper.use_fsdp and cfg.optim_wrapper.type == 'AmpOptimWrapper'
     assert type(s).__name__ == strategy
