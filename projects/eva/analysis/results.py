@@ -97,6 +97,7 @@ def read_run(work_dir: str) -> Run:
     files = []
     for stamp in stamps:  # oldest first, newer values overwrite
         files += [osp.join(work_dir, stamp, 'vis_data', 'scalars.json'),
+                  osp.join(work_dir, stamp, 'vis_data', f'{stamp}.json'),
                   osp.join(work_dir, stamp, f'{stamp}.json')]
     files.append(osp.join(work_dir, 'metrics.json'))  # tools/test.py --out style dumps
     for path in files:
