@@ -68,10 +68,18 @@ def main(argv=None):
     shape = input_shape(cfg, args.shape)
     if isinstance(cfg.model.get('teacher'), dict):
         cfg.model.teacher.checkpoint = None  # FLOPs need no weights (MIM's CLIP teacher)
-    with torch.device(args.device):
-        model = build_model(cfg)
-        x = torch.randn(args.batch, 3, *shape) if len(shape) == 2 else \
-            torch.randn(args.batch, 3, *shape)  # video: (B, C, T, H, W)
+    try:
+        with torch.device(args.device):
+            model = build_model(cfg)
+    except (RuntimeError, NotImplementedError) as e:
+        if args.device != 'meta' or 'meta' not in str(e):
+            raise
+        # some constructors read tensor values (e.g. ``.item()``): build on CPU, then move
+        print(f'note: building on meta failed ({e}); built on CPU and moved to meta',
+              file=sys.stderr)
+        model = build_model(cfg).to('meta')
+    # (B, C, H, W), or (B, C, T, H, W) for video
+    x = torch.randn(args.batch, 3, *shape, device=args.device)
     model.train(args.backward)
     if args.part == 'backbone':
         fn, mod = model.backbone, model.backbone
@@ -86,8 +94,14 @@ def main(argv=None):
     from projects.eva.analysis.flops import count_flops, count_flops_mmengine
     if args.counter == 'torch':
         ctx = torch.no_grad() if not args.backward else torch.enable_grad()
-        with ctx:
-            total, by_op = count_flops(mod, (x, ), args.backward, forward_fn=fn)
+        try:
+            with ctx:
+                total, by_op = count_flops(mod, (x, ), args.backward, forward_fn=fn)
+        except (RuntimeError, NotImplementedError) as e:
+            if args.device != 'meta':
+                raise
+            raise RuntimeError(f'the forward does not run on the meta device ({e}); '
+                               'count on real tensors with --device cpu') from e
     else:
         if args.backward:
             raise ValueError('--counter mmengine counts the forward only')
