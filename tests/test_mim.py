@@ -190,3 +190,15 @@ def test_clip_teacher_loads_openai_state_dict_and_torchscript(tmp_path):
     torch.save({'foo': torch.zeros(1)}, tmp_path / 'bad.pt')
     with pytest.raises(KeyError, match='not an OpenAI/open_clip CLIP'):
         CLIPVisionTower(arch=TINY_TEACHER, checkpoint=str(tmp_path / 'bad.pt'))
+
+
+def test_random_demo_teacher_depends_only_on_init_seed():
+    """Processes with different global seeds (diff_rank_seed) must get the same teacher."""
+    towers = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        towers.append(CLIPVisionTower(arch=TINY_TEACHER, init_seed=5).state_dict())
+    for k, v in towers[0].items():
+        torch.testing.assert_close(towers[1][k], v, rtol=0, atol=0, msg=k)
+    other = CLIPVisionTower(arch=TINY_TEACHER, init_seed=6).state_dict()
+    assert not torch.equal(other['proj'], towers[0]['proj'])

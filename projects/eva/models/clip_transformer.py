@@ -103,18 +103,18 @@ class CLIPVisionTower(nn.Module):
         width, self.patch_size = cfg['width'], cfg['patch_size']
         self.image_size = cfg['image_size']
         grid = self.image_size // self.patch_size
-        gen = torch.Generator().manual_seed(init_seed)
         scale = width ** -0.5
-        self.conv1 = nn.Conv2d(3, width, self.patch_size, self.patch_size, bias=False)
-        self.class_embedding = nn.Parameter(scale * torch.randn(width, generator=gen))
-        self.positional_embedding = nn.Parameter(
-            scale * torch.randn(grid * grid + 1, width, generator=gen))
-        self.ln_pre = nn.LayerNorm(width)
-        self.transformer = CLIPTransformer(width, cfg['layers'], cfg['heads'], act)
-        self.ln_post = nn.LayerNorm(width)
-        self.proj = nn.Parameter(scale * torch.randn(width, cfg['output_dim'], generator=gen))
+        # every random value comes from ``init_seed`` (not the global RNG), so a random demo
+        # teacher is the same in every process and every run
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(init_seed)
+            self.conv1 = nn.Conv2d(3, width, self.patch_size, self.patch_size, bias=False)
+            self.class_embedding = nn.Parameter(scale * torch.randn(width))
+            self.positional_embedding = nn.Parameter(scale * torch.randn(grid * grid + 1, width))
+            self.ln_pre = nn.LayerNorm(width)
+            self.transformer = CLIPTransformer(width, cfg['layers'], cfg['heads'], act)
+            self.ln_post = nn.LayerNorm(width)
+            self.proj = nn.Parameter(scale * torch.randn(width, cfg['output_dim']))
             for m in self.modules():
                 if isinstance(m, CLIPAttention):
                     nn.init.normal_(m.in_proj_weight, std=scale)
