@@ -4,7 +4,8 @@
 # 1 and 3, decomposed rel-pos, the simple feature pyramid (32 ch), the 3-stage cascade with
 # LayerNorm 4conv1fc box heads and 4-conv mask heads, LSJ, AdamW + layer decay.
 # Trained from scratch (no weights can be downloaded) on generated shapes with masks
-# (projects/eva/datasets/synthetic_detection.py; tools/demo.py writes them).
+# (projects/eva/datasets/synthetic_detection.py; tools/demo.py writes them). Sized for a
+# 2-core CPU: thin heads (32 ch), few proposals and RoIs, one evaluation at the end.
 _base_ = ['../detection/_base_/eva-g_cascade-mask-rcnn_lsj-1280.py']
 
 data_root = 'data/demo/detection/'
@@ -21,7 +22,7 @@ model = dict(
         arch=dict(_delete_=True, embed_dims=96, num_layers=4, num_heads=3,
                   feedforward_channels=384),
         img_size=image_size, pos_embed_size=image_size, window_size=4,
-        global_block_indices=(1, 3), drop_path_rate=0.1, with_cp=False,
+        global_block_indices=(1, 3), drop_path_rate=0.05, with_cp=False,
         freeze_patch_embed=False, init_cfg=None),
     neck=dict(in_channels=96, out_channels=ch),
     rpn_head=dict(in_channels=ch, feat_channels=ch,
@@ -41,13 +42,13 @@ model = dict(
         mask_roi_extractor=dict(out_channels=ch),
         mask_head=dict(in_channels=ch, conv_out_channels=ch, num_classes=num_classes)),
     train_cfg=dict(
-        rpn_proposal=dict(nms_pre=300, max_per_img=64),
+        rpn_proposal=dict(nms_pre=200, max_per_img=32),
         rcnn=[dict(assigner=dict(type='MaxIoUAssigner', pos_iou_thr=iou, neg_iou_thr=iou,
                                  min_pos_iou=iou, match_low_quality=False, ignore_iof_thr=-1),
-                   sampler=dict(type='RandomSampler', num=32, pos_fraction=0.25,
+                   sampler=dict(type='RandomSampler', num=16, pos_fraction=0.25,
                                 neg_pos_ub=-1, add_gt_as_proposals=True),
                    mask_size=28, pos_weight=-1, debug=False) for iou in (0.5, 0.6, 0.7)]),
-    test_cfg=dict(rpn=dict(nms_pre=200, max_per_img=50), rcnn=dict(max_per_img=20)))
+    test_cfg=dict(rpn=dict(nms_pre=200, max_per_img=32), rcnn=dict(max_per_img=10)))
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -70,13 +71,14 @@ test_pipeline = [
 metainfo = dict(classes=('circle', 'square', 'triangle'))
 train_dataloader = dict(
     # per-iteration cost on CPU is mostly fixed overhead: big batches are cheap
-    batch_size=8, num_workers=2, persistent_workers=True,
+    # tiny PNGs load in ~2 ms: no worker process to compete with training for the 2 cores
+    batch_size=8, num_workers=0, persistent_workers=False,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(type='CocoDataset', data_root=data_root, metainfo=metainfo,
                  ann_file='annotations/instances_train.json', data_prefix=dict(img='train/'),
                  filter_cfg=dict(filter_empty_gt=True), pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=4, num_workers=2, persistent_workers=True, drop_last=False,
+    batch_size=8, num_workers=0, persistent_workers=False, drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(type='CocoDataset', data_root=data_root, metainfo=metainfo,
                  ann_file='annotations/instances_val.json', data_prefix=dict(img='val/'),
@@ -90,17 +92,18 @@ test_evaluator = val_evaluator
 optim_wrapper = dict(
     type='OptimWrapper', _delete_=True,
     constructor='EVALayerDecayOptimWrapperConstructor',
-    optimizer=dict(type='AdamW', lr=2e-3, betas=(0.9, 0.999), weight_decay=0.1),
+    optimizer=dict(type='AdamW', lr=3e-3, betas=(0.9, 0.999), weight_decay=0.1),
     paramwise_cfg=dict(layer_decay_rate=0.9, no_decay_1d=False),
     clip_grad=dict(max_norm=10.0))
-max_iters = 150
+max_iters = 450
+# a single evaluation, after the last iteration
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=15),
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=40),
     dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters,
-         milestones=[int(max_iters * 0.8)], gamma=0.1),
+         milestones=[int(max_iters * 0.8), int(max_iters * 0.93)], gamma=0.1),
 ]
-default_hooks = dict(logger=dict(type='LoggerHook', interval=20),
+default_hooks = dict(logger=dict(type='LoggerHook', interval=25),
                      checkpoint=dict(type='CheckpointHook', by_epoch=False,
                                      interval=max_iters, max_keep_ckpts=1),
                      visualization=dict(type='DetVisualizationHook', draw=False))

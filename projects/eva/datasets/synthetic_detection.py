@@ -34,8 +34,9 @@ def _area(poly: list) -> float:
 
 
 def make_coco_instances(root: str, split: str, num: int, size: int = 128, seed: int = 0,
-                        max_shapes: int = 4) -> str:
-    """Write ``num`` images and their COCO json; returns the annotation path."""
+                        max_shapes: int = 4, radius: tuple = (0.09, 0.22)) -> str:
+    """Write ``num`` images and their COCO json; returns the annotation path. Shapes have
+    1..``max_shapes`` instances of radius ``radius`` (fractions of ``size``)."""
     rng = np.random.default_rng(seed)
     os.makedirs(osp.join(root, split), exist_ok=True)
     os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
@@ -47,7 +48,7 @@ def make_coco_instances(root: str, split: str, num: int, size: int = 128, seed: 
         placed = []
         for _ in range(rng.integers(1, max_shapes + 1)):
             for _attempt in range(20):
-                r = rng.uniform(0.09, 0.22) * size
+                r = rng.uniform(*radius) * size
                 cx, cy = rng.uniform(r + 1, size - r - 1, 2)
                 if all(math.hypot(cx - px, cy - py) > r + pr + 2 for px, py, pr in placed):
                     break
