@@ -17,9 +17,9 @@ def run_demo_stage(work_dir: str, data_root: str) -> list:
     from sklearn.linear_model import LogisticRegression
 
     from ..datasets.synthetic import digits_split, make_digits_folders
-    root = osp.join(data_root, 'digits')
+    root = osp.join(data_root, 'digits56')
     if not osp.isdir(osp.join(root, 'val')):
-        make_digits_folders(root, size=112)
+        make_digits_folders(root, size=56)
     x_tr, y_tr, x_va, y_va = digits_split()
     logreg = LogisticRegression(max_iter=5000).fit(x_tr.reshape(len(x_tr), -1), y_tr)
     baseline = 100.0 * logreg.score(x_va.reshape(len(x_va), -1), y_va)
@@ -28,11 +28,12 @@ def run_demo_stage(work_dir: str, data_root: str) -> list:
     options = {'train_dataloader.dataset.dataset.data_root': root,
                'val_dataloader.dataset.data_root': root}
     if pretrained:
-        options['model.backbone.init_cfg'] = dict(type='Pretrained', checkpoint=pretrained,
+        options['model.backbone.init_cfg'] = dict(_delete_=True, type='Pretrained',
+                                                  checkpoint=pretrained,
                                                   prefix='backbone.')
     out = osp.join(work_dir, 'classification')
     t0 = time.time()
-    runner = build_runner(config_path('demo/eva-cls_vit-tiny-p14_1xb64-30e_digits.py'), out,
+    runner = build_runner(config_path('demo/eva-cls_vit-tiny-p14_1xb64-80e_digits.py'), out,
                           options)
     runner.train()
     metrics = runner.val_loop.run()

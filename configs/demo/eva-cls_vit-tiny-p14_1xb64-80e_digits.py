@@ -1,11 +1,14 @@
 # Demo: fine-tune the demo MIM backbone on real handwritten digits (scikit-learn's 1797 8x8
-# scans, upsampled to 112 px; tools/demo.py writes them as class folders) with the EVA-01
-# fine-tuning recipe scaled down: frozen patch embedding, mean pooling + fc_norm + linear head
-# (x0.001 init), layer decay, label smoothing, AdamW, cosine schedule.
+# scans, upsampled to 56 px = 4x4 patches of 14 px; tools/demo.py writes them as class
+# folders): mean pooling + fc_norm + linear head, label smoothing, AdamW, warmup + cosine.
+# Tuned for this tiny model (measured on this task, 40 epochs): EVA-01's frozen patch
+# embedding, layer decay 0.75 and x0.001 head init gave 81.7% top-1; unfreezing the patch
+# embedding (pretrained on coloured shapes, not digits), no layer decay and a unit head init
+# 93.8%; 80 epochs 97.3%. The real recipes are in configs/classification/.
 _base_ = '../_base_/eva_cls_runtime.py'
 
 data_root = 'data/demo/digits'
-img_size = 112
+img_size = 56
 data_preprocessor = dict(num_classes=10, mean={{_base_.clip_mean}}, std={{_base_.clip_std}},
                          to_rgb=True)
 train_pipeline = [
@@ -37,18 +40,18 @@ model = dict(
         type='EVAViT',
         arch=dict(embed_dims=96, num_layers=4, num_heads=3, feedforward_channels=384),
         img_size=img_size, patch_size=14, out_type='avg_featmap', final_norm=False,
-        drop_path_rate=0.1, freeze_patch_embed=True, init_std=0.02,
+        drop_path_rate=0.0, freeze_patch_embed=False, init_std=0.02,
         # tools/demo.py points this at the MIM demo checkpoint
         init_cfg=None),
-    head=dict(type='EVAClsHead', num_classes=10, in_channels=96, init_scale=0.001,
+    head=dict(type='EVAClsHead', num_classes=10, in_channels=96, init_scale=1.0,
               loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original')),
 )
 optim_wrapper = dict(
-    optimizer=dict(type='AdamW', lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.05),
+    optimizer=dict(type='AdamW', lr=4e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.1),
     constructor='EVALayerDecayOptimWrapperConstructor',
-    paramwise_cfg=dict(layer_decay_rate=0.75, no_decay_1d=True,
+    paramwise_cfg=dict(layer_decay_rate=1.0, no_decay_1d=True,
                        no_decay_keys=('pos_embed', 'cls_token')))
-max_epochs = 30
+max_epochs = 80
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-9, by_epoch=True, begin=0, end=2,
          convert_to_iter_based=True),
