@@ -159,9 +159,9 @@ def test_bad_images_and_empty_folders_name_the_file(tmp_path):
     names = [osp.basename(ds.get_data_info(i)['img_path']) for i in range(len(ds))]
     with pytest.raises(Exception, match='broken.png'):
         ds[names.index('broken.png')]
-    os.remove(root / 'good.png')
-    with pytest.raises(Exception, match='broken.png'):
-        ds[0]
+    os.remove(root / 'good.png')  # listed, then deleted: a missing file is named too
+    with pytest.raises(FileNotFoundError, match='good.png'):
+        ds[names.index('good.png')]
 
 
 def test_wrong_architecture_checkpoint_is_reported(tmp_path):
