@@ -9,7 +9,7 @@ from typing import Callable, Dict, List, NamedTuple, Optional
 
 import torch
 
-from ..checkpoint import CONTAINER_KEYS, load_weights
+from ..checkpoint import load_weights, unwrap_state_dict
 
 
 class Format(NamedTuple):
@@ -42,10 +42,8 @@ def _load_task_modules():
                 raise
 
 
-def source_state_dict(ckpt: dict) -> Dict[str, torch.Tensor]:
-    """The tensors of a checkpoint, from any of EVA-01's containers, ``module.`` stripped."""
-    from ..checkpoint import unwrap_state_dict
-    return unwrap_state_dict(ckpt)
+# the tensors of a checkpoint, from any of EVA-01's containers, ``module.`` stripped
+source_state_dict = unwrap_state_dict
 
 
 def detect_format(sd: Dict[str, torch.Tensor]) -> Format:
@@ -69,4 +67,4 @@ def convert_checkpoint(src: str, patch_size: Optional[int] = None, **options) ->
                                           patch_size=patch_size))
 
 
-__all__ = ['register_format', 'detect_format', 'convert_checkpoint', 'CONTAINER_KEYS']
+__all__ = ['register_format', 'detect_format', 'convert_checkpoint', 'source_state_dict']

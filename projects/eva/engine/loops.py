@@ -20,11 +20,11 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
         done = self._iter - self._epoch * len(self.dataloader)
         sampler = getattr(self.dataloader, 'sampler', None)
         skip = done if 0 < done < len(self.dataloader) else 0
-        if skip and hasattr(sampler, 'skip_next'):
+        by_index = skip and hasattr(sampler, 'skip_next')
+        if by_index:
             sampler.skip_next(skip * self.dataloader.batch_size)
-            batches = iter(self.dataloader)
-        else:
-            batches = iter(self.dataloader)
+        batches = iter(self.dataloader)
+        if skip and not by_index:
             for _ in range(skip):
                 next(batches)
         if skip:
