@@ -55,6 +55,11 @@ def load_config(args) -> Config:
                 raise ValueError(f'--amp cannot convert optim_wrapper type {wrapper["type"]}')
             wrapper.type = 'AmpOptimWrapper'
             wrapper.setdefault('loss_scale', 'dynamic')
+    wrapper = cfg.get('optim_wrapper')
+    if (not torch.cuda.is_available() and isinstance(wrapper, dict)
+            and wrapper.get('type') in ('AmpOptimWrapper', 'mmengine.AmpOptimWrapper')):
+        from .engine import amp  # noqa: F401  (mmengine's AmpOptimWrapper asserts a GPU)
+        wrapper.type = 'AnyDeviceAmpOptimWrapper'
     return cfg
 
 
