@@ -187,3 +187,181 @@ def test_window_attention_equals_global_when_window_covers_map(tiny_arch):
                    final_norm=False, use_rel_pos=True, window_size=2)
     small.load_state_dict(glob.state_dict())
     assert not torch.allclose(small(x)[0], glob(x)[0], atol=1e-4)
+
+
+# ---------------------------------------------------------------- BEiT rel-pos table + layer scale
+def test_beit_relative_position_index_2x2_by_hand(tiny_arch):
+    from projects.eva.models.eva_vit import beit_relative_position_index
+    # table rows: 9 offsets (dy+1)*3 + (dx+1), then 9 = cls->patch, 10 = patch->cls, 11 = cls->cls;
+    # patches in raster order (0,0) (0,1) (1,0) (1,1)
+    expected = torch.tensor([[11, 9, 9, 9, 9],
+                             [10, 4, 3, 1, 0],
+                             [10, 5, 4, 2, 1],
+                             [10, 7, 6, 4, 3],
+                             [10, 8, 7, 5, 4]])
+    assert torch.equal(beit_relative_position_index(2, 2), expected)
+    m = EVAViT(tiny_arch, img_size=32, patch_size=16, use_rel_pos_bias=True)
+    attn = m.blocks[0].attn
+    assert torch.equal(attn.relative_position_index.long(), expected)
+    assert tuple(attn.relative_position_bias_table.shape) == (12, 3)
+    assert 'blocks.0.attn.relative_position_index' not in m.state_dict()  # rebuilt, not stored
+    assert 'blocks.0.attn.relative_position_bias_table' in m.state_dict()
+
+
+def test_giant_variant_b_parameter_count_on_meta():
+    """EVA-01 seg variant B ViT (896 px, patch 16, no final norm): the plain count plus, per
+    block, a (2*56-1)^2 + 3 = 12324 x 16 table and two 1408-d gammas."""
+    with torch.device('meta'):
+        plain = EVAViT('giant', img_size=896, patch_size=16, final_norm=False)
+        b = EVAViT('giant', img_size=896, patch_size=16, final_norm=False,
+                   use_rel_pos_bias=True, layer_scale_init_value=1.0)
+    d, f = 1408, 6144
+    assert count(plain) == 40 * (4 * d * d + 2 * d * f + 8 * d + f) + \
+        (3 * 16 * 16 * d + d) + d + 3137 * d == 1_015_451_776
+    assert (2 * 56 - 1) ** 2 + 3 == 12324
+    assert count(b) - count(plain) == 40 * (12324 * 16 + 2 * 1408) == 8_000_000
+    assert count(b) == 1_023_451_776
+    assert tuple(b.blocks[39].attn.relative_position_bias_table.shape) == (12324, 16)
+    assert tuple(b.blocks[39].attn.relative_position_index.shape) == (3137, 3137)
+
+
+def _variant_b_from(plain, tiny_arch, **kw):
+    b = EVAViT(tiny_arch, img_size=56, use_rel_pos_bias=True, layer_scale_init_value=1.0, **kw)
+    b.init_weights()
+    res = b.load_state_dict(plain.state_dict(), strict=False)
+    assert not res.unexpected_keys
+    assert sorted(res.missing_keys) == sorted(
+        [f'blocks.{i}.{n}' for i in range(4)
+         for n in ('gamma_1', 'gamma_2', 'attn.relative_position_bias_table')])
+    return b
+
+
+@pytest.mark.parametrize('fp32', [False, True])
+def test_zero_table_and_unit_gamma_equal_the_plain_block(tiny_arch, fp32):
+    torch.manual_seed(0)
+    plain = EVAViT(tiny_arch, img_size=56, fp32_attn_and_norm=fp32)
+    plain.init_weights()
+    b = _variant_b_from(plain, tiny_arch, fp32_attn_and_norm=fp32)
+    assert all(not blk.attn.relative_position_bias_table.detach().any() and
+               torch.all(blk.gamma_1 == 1) and torch.all(blk.gamma_2 == 1) for blk in b.blocks)
+    x = torch.randn(2, 3, 56, 56)
+    # same math; SDPA takes another kernel once there is a mask, hence float tolerance
+    torch.testing.assert_close(b(x)[0], plain(x)[0])
+    with torch.no_grad():  # a non-zero table or gamma changes the output: both are wired in
+        b.blocks[1].attn.relative_position_bias_table[5, 0] = 1.0
+    assert not torch.allclose(b(x)[0], plain(x)[0])
+
+
+def test_table_bias_and_layer_scale_match_explicit_reference():
+    """Attention with a hand-filled table on a non-square 2x3 grid = softmax(qk^T/sqrt(d) + bias)
+    with the bias looked up by explicit loops over (cls / dy, dx); then the block's gammas."""
+    from projects.eva.models.eva_vit import Block
+    torch.manual_seed(0)
+    dim, heads, (h, w) = 12, 3, (2, 3)
+    blk = Block(dim, heads, 20, rel_pos_bias_size=(h, w), layer_scale_init_value=0.5)
+    attn = blk.attn
+    rows = (2 * h - 1) * (2 * w - 1) + 3
+    with torch.no_grad():
+        attn.relative_position_bias_table.copy_(torch.randn(rows, heads))
+        attn.q_bias.normal_()
+        attn.v_bias.normal_()
+        blk.gamma_1.uniform_(0.5, 1.5)
+        blk.gamma_2.uniform_(0.5, 1.5)
+    table = attn.relative_position_bias_table.detach()
+
+    def row(i, j):  # token 0 is cls, token t >= 1 is patch t-1 in raster order
+        if i == 0 and j == 0:
+            return rows - 1
+        if i == 0:
+            return rows - 3
+        if j == 0:
+            return rows - 2
+        (yi, xi), (yj, xj) = divmod(i - 1, w), divmod(j - 1, w)
+        return (yi - yj + h - 1) * (2 * w - 1) + (xi - xj + w - 1)
+
+    def reference(x, with_cls):
+        n = x.shape[1]
+        ids = list(range(n)) if with_cls else list(range(1, n + 1))
+        qkv = x @ attn.qkv.weight.t() + torch.cat([attn.q_bias, torch.zeros(dim), attn.v_bias])
+        q, k, v = qkv.view(1, n, 3, heads, dim // heads).permute(2, 0, 3, 1, 4)
+        bias = torch.tensor([[[table[row(i, j), hd] for j in ids] for i in ids]
+                             for hd in range(heads)])
+        logits = q @ k.transpose(-2, -1) / math.sqrt(dim // heads) + bias
+        out = (logits.softmax(-1) @ v).transpose(1, 2).reshape(1, n, dim)
+        return attn.proj(out)
+
+    with torch.no_grad():
+        for with_cls in (True, False):
+            x = torch.randn(1, h * w + int(with_cls), dim)
+            torch.testing.assert_close(attn(x), reference(x, with_cls))
+        x = torch.randn(1, h * w + 1, dim)
+        y = x + blk.gamma_1 * reference(blk.norm1(x), True)
+        y = y + blk.gamma_2 * blk.mlp(blk.norm2(y))
+        torch.testing.assert_close(blk(x), y)
+        with pytest.raises(ValueError, match='2x3 patch grid'):
+            attn(torch.randn(1, 8, dim))
+        with pytest.raises(ValueError, match='input grid is'):
+            attn(torch.randn(1, 6, dim), (3, 2))
+
+
+def test_variant_b_with_cp_grads_and_layer_depth(tiny_arch):
+    torch.manual_seed(0)
+    a = EVAViT(tiny_arch, img_size=56, use_rel_pos_bias=True, layer_scale_init_value=1.0)
+    a.init_weights()
+    with torch.no_grad():
+        for blk in a.blocks:
+            blk.attn.relative_position_bias_table.normal_(std=0.5)
+            blk.gamma_1.uniform_(0.5, 1.5)
+    b = EVAViT(tiny_arch, img_size=56, use_rel_pos_bias=True, layer_scale_init_value=1.0,
+               with_cp=True)
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(2, 3, 56, 56)
+    ya, yb = a(x)[0], b(x)[0]
+    torch.testing.assert_close(ya, yb)
+    ya.square().mean().backward()
+    yb.square().mean().backward()
+    for (n, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
+        torch.testing.assert_close(pa.grad, pb.grad, msg=n)
+    for blk in a.blocks:  # the new parameters learn
+        assert blk.attn.relative_position_bias_table.grad.abs().sum() > 0
+        assert blk.gamma_1.grad.abs().sum() > 0 and blk.gamma_2.grad.abs().sum() > 0
+    depth = a.get_layer_depth
+    assert depth('backbone.blocks.2.gamma_1', 'backbone.') == (3, 6)
+    assert depth('backbone.blocks.0.attn.relative_position_bias_table', 'backbone.') == (1, 6)
+
+
+def test_variant_b_errors_and_official_index_on_load(tiny_arch):
+    from projects.eva.models.eva_vit import beit_relative_position_index
+    m = EVAViT(tiny_arch, img_size=56, use_rel_pos_bias=True)  # 4x4 grid
+    with pytest.raises(ValueError, match=r'\(4, 4\) patch grid'):
+        m(torch.randn(1, 3, 84, 84))
+    with pytest.raises(ValueError, match='window_size=0'):
+        EVAViT(tiny_arch, img_size=56, with_cls_token=False, use_rel_pos_bias=True, window_size=2)
+    sd = m.state_dict()
+    sd['blocks.0.attn.relative_position_index'] = beit_relative_position_index(4, 4)  # official
+    m.load_state_dict(sd, strict=True)  # checked and dropped
+    sd['blocks.0.attn.relative_position_index'] = beit_relative_position_index(4, 4).flip(0)
+    with pytest.raises(ValueError, match='not the BEiT index'):
+        m.load_state_dict(sd)
+    sd = m.state_dict()
+    sd['blocks.1.attn.relative_position_bias_table'] = torch.zeros(12324, 3)
+    with pytest.raises(ValueError, match='not resized'):
+        m.load_state_dict(sd)
+
+
+def test_variant_b_fp32_attention_under_bf16_autocast(tiny_arch):
+    """fp32_attn_and_norm keeps the table bias and softmax in fp32 under autocast."""
+    torch.manual_seed(0)
+    m = EVAViT(tiny_arch, img_size=56, use_rel_pos_bias=True, layer_scale_init_value=1.0,
+               fp32_attn_and_norm=True)
+    m.init_weights()
+    with torch.no_grad():
+        for blk in m.blocks:
+            blk.attn.relative_position_bias_table.normal_(std=2.0)
+    x = torch.randn(1, 3, 56, 56)
+    with torch.no_grad():
+        ref = m(x)[0]
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            low = m(x)[0]
+    assert low.dtype == torch.bfloat16
+    torch.testing.assert_close(low.float(), ref, rtol=0.05, atol=0.05)

@@ -117,6 +117,23 @@ def decomposed_rel_pos_bias(q: torch.Tensor, rel_pos_h: torch.Tensor,
     return bias.reshape(b, heads, h * w, h * w)
 
 
+def beit_relative_position_index(h: int, w: int) -> torch.Tensor:
+    """BEiT's (1 + h*w, 1 + h*w) index into a ``(2h-1)(2w-1) + 3``-row bias table.
+
+    Patch pairs read the row of their (dy, dx) offset; the last three rows are shared by
+    cls -> patch (row 0), patch -> cls (column 0) and cls -> cls, as in BEiT / EVA-01 seg.
+    """
+    coords = torch.stack(torch.meshgrid(torch.arange(h), torch.arange(w), indexing='ij')).flatten(1)
+    rel = coords[:, :, None] - coords[:, None, :]  # (2, hw, hw)
+    num = (2 * h - 1) * (2 * w - 1) + 3
+    index = torch.zeros(h * w + 1, h * w + 1, dtype=torch.long)
+    index[1:, 1:] = (rel[0] + h - 1) * (2 * w - 1) + rel[1] + w - 1
+    index[0, :] = num - 3
+    index[:, 0] = num - 2
+    index[0, 0] = num - 1
+    return index
+
+
 def window_partition(x: torch.Tensor, window: int) -> Tuple[torch.Tensor, Tuple[int, int]]:
     """(B, H, W, C) -> (B * nW, window, window, C), zero-padding H and W to the window."""
     b, h, w, c = x.shape
@@ -160,11 +177,15 @@ class Attention(nn.Module):
     ``rel_pos_size``: token grid of the decomposed relative-position tables (detection).
     ``fp32_attention``: compute logits and softmax in fp32 under autocast (EVA-01 ``qk_float``).
     ``rel_pos_interp``: how tables are resized to another grid at run time (``linear``/``beit``).
+    ``rel_pos_bias_size``: patch grid of a BEiT relative-position bias table (one learned
+    logit bias per head and offset, plus cls rows; EVA-01 seg "relpos" variant). The grid is
+    fixed: inputs must have exactly that many tokens (with or without the cls token).
     """
 
     def __init__(self, dim: int, num_heads: int, qv_bias: bool = True,
                  rel_pos_size: Optional[Tuple[int, int]] = None,
-                 fp32_attention: bool = False, rel_pos_interp: str = 'linear'):
+                 fp32_attention: bool = False, rel_pos_interp: str = 'linear',
+                 rel_pos_bias_size: Optional[Tuple[int, int]] = None):
         super().__init__()
         if rel_pos_interp not in REL_POS_INTERP:
             raise ValueError(f'rel_pos_interp must be one of {REL_POS_INTERP}, '
@@ -188,6 +209,27 @@ class Attention(nn.Module):
             # ViTDet: zero-initialised tables, new parameters absent from MIM checkpoints.
             self.rel_pos_h = nn.Parameter(torch.zeros(2 * self.rel_pos_size[0] - 1, self.head_dim))
             self.rel_pos_w = nn.Parameter(torch.zeros(2 * self.rel_pos_size[1] - 1, self.head_dim))
+        self.rel_pos_bias_size = tuple(rel_pos_bias_size) if rel_pos_bias_size else None
+        if self.rel_pos_bias_size:
+            h, w = self.rel_pos_bias_size
+            # zero-init (BEiT/EVA-01); the index is rebuilt, not stored in checkpoints, and
+            # kept as int32 (half of BEiT's int64 buffer: 40 x 3137^2 entries at 896 px)
+            self.relative_position_bias_table = nn.Parameter(
+                torch.zeros((2 * h - 1) * (2 * w - 1) + 3, num_heads))
+            self.register_buffer('relative_position_index',
+                                 beit_relative_position_index(h, w).int(), persistent=False)
+
+    def rel_pos_bias(self, n: int) -> torch.Tensor:
+        """(heads, n, n) BEiT bias for ``n`` tokens: the table's grid, with or without cls."""
+        h, w = self.rel_pos_bias_size
+        index = self.relative_position_index
+        if n == h * w:
+            index = index[1:, 1:]
+        elif n != h * w + 1:
+            raise ValueError(f'the relative-position bias table is for a {h}x{w} patch grid '
+                             f'({h * w} tokens + cls), got {n} tokens: feed inputs of the '
+                             'model\'s img_size (e.g. slide inference with that crop)')
+        return self.relative_position_bias_table[index].permute(2, 0, 1)
 
     def forward(self, x: torch.Tensor, hw: Optional[Tuple[int, int]] = None) -> torch.Tensor:
         b, n, c = x.shape
@@ -202,6 +244,12 @@ class Attention(nn.Module):
                 raise ValueError('relative positions need the (h, w) token grid of the input')
             mask = decomposed_rel_pos_bias(q, self.rel_pos_h, self.rel_pos_w, hw,
                                            self.rel_pos_interp)
+        if self.rel_pos_bias_size:
+            if hw is not None and n == hw[0] * hw[1] and tuple(hw) != self.rel_pos_bias_size:
+                raise ValueError(f'the relative-position bias table is for a '
+                                 f'{self.rel_pos_bias_size} patch grid, the input grid is {hw}')
+            table_bias = self.rel_pos_bias(n)
+            mask = table_bias if mask is None else mask + table_bias
         if self.fp32_attention and q.dtype != torch.float32:
             with torch.autocast(x.device.type, enabled=False):
                 out = F.scaled_dot_product_attention(
@@ -251,22 +299,36 @@ class Block(nn.Module):
 
     With ``window_size > 0`` the block expects patch tokens only (no cls token) and the
     grid ``hw``; it pads the grid to whole windows, attends within each window and crops.
+    ``layer_scale_init_value``: per-channel ``gamma_1``/``gamma_2`` on both branches (BEiT
+    layer scale; EVA-01 seg "layerscale" variant, init 1.0).
     """
 
     def __init__(self, dim: int, num_heads: int, mlp_hidden: int, drop_path: float = 0.,
                  qv_bias: bool = True, norm_eps: float = 1e-6, window_size: int = 0,
                  rel_pos_size: Optional[Tuple[int, int]] = None,
-                 fp32_attn_and_norm: bool = False, rel_pos_interp: str = 'linear'):
+                 fp32_attn_and_norm: bool = False, rel_pos_interp: str = 'linear',
+                 rel_pos_bias_size: Optional[Tuple[int, int]] = None,
+                 layer_scale_init_value: Optional[float] = None):
         super().__init__()
+        if window_size and rel_pos_bias_size:
+            raise ValueError('the BEiT relative-position bias table needs global attention '
+                             '(window_size=0)')
         self.window_size = window_size
         self.norm1 = LayerNorm(dim, norm_eps, fp32_attn_and_norm)
         self.attn = Attention(
             dim, num_heads, qv_bias,
             rel_pos_size=(window_size, window_size) if (rel_pos_size and window_size) else rel_pos_size,
-            fp32_attention=fp32_attn_and_norm, rel_pos_interp=rel_pos_interp)
+            fp32_attention=fp32_attn_and_norm, rel_pos_interp=rel_pos_interp,
+            rel_pos_bias_size=rel_pos_bias_size)
         self.drop_path = DropPath(drop_path)
         self.norm2 = LayerNorm(dim, norm_eps, fp32_attn_and_norm)
         self.mlp = Mlp(dim, mlp_hidden)
+        self.layer_scale_init_value = layer_scale_init_value
+        if layer_scale_init_value is not None:
+            self.gamma_1 = nn.Parameter(torch.full((dim, ), float(layer_scale_init_value)))
+            self.gamma_2 = nn.Parameter(torch.full((dim, ), float(layer_scale_init_value)))
+        else:
+            self.gamma_1 = self.gamma_2 = None
 
     def forward(self, x: torch.Tensor, hw: Optional[Tuple[int, int]] = None) -> torch.Tensor:
         y = self.norm1(x)
@@ -280,8 +342,13 @@ class Block(nn.Module):
                                    self.window_size, padded, hw).view(b, -1, c)
         else:
             y = self.attn(y, hw)
+        if self.gamma_1 is not None:  # in the branch's dtype: no fp32 promotion under AMP
+            y = y * self.gamma_1.to(y.dtype)
         x = x + self.drop_path(y)
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        y = self.mlp(self.norm2(x))
+        if self.gamma_2 is not None:
+            y = y * self.gamma_2.to(y.dtype)
+        return x + self.drop_path(y)
 
 
 class PatchEmbed(nn.Module):
@@ -335,6 +402,12 @@ class EVAViT(BaseModule):
         use_rel_pos: decomposed relative positions (zero-init) in every block.
         rel_pos_interp: run-time resizing of the rel-pos tables to another grid: ``linear``
             (ViTDet, default) or ``beit`` (EVA-01's 1280-trained -> 1536 evaluation).
+        use_rel_pos_bias: a BEiT relative-position bias table (zero-init, ``(2h-1)(2w-1)+3``
+            rows x heads, cls rows included) in every block, over the ``img_size`` patch grid
+            (EVA-01 seg variant B). Global attention only; inputs must be ``img_size`` and a
+            checkpoint table for another grid is refused (no BEiT resize).
+        layer_scale_init_value: per-channel layer scale ``gamma_1/gamma_2`` in every block,
+            initialised to this value (EVA-01 seg variant B: 1.0). ``None``: no layer scale.
         fp32_attn_and_norm: attention logits and LayerNorm in fp32 under autocast (EVA-01).
         with_cp: activation checkpointing per block.
         freeze_patch_embed: EVA-01 cls/det fine-tunes freeze the patch embedding.
@@ -362,6 +435,8 @@ class EVAViT(BaseModule):
                  global_block_indices: Sequence[int] = (),
                  use_rel_pos: bool = False,
                  rel_pos_interp: str = 'linear',
+                 use_rel_pos_bias: bool = False,
+                 layer_scale_init_value: Optional[float] = None,
                  fp32_attn_and_norm: bool = False,
                  with_cp: bool = False,
                  freeze_patch_embed: bool = False,
@@ -408,13 +483,19 @@ class EVAViT(BaseModule):
 
         if window_size and with_cls_token:
             raise ValueError('window attention works on patch tokens: set with_cls_token=False')
+        if use_rel_pos_bias and (window_size or num_frames):
+            raise ValueError('use_rel_pos_bias (BEiT table over the image patch grid) needs '
+                             'global attention on images: window_size=0, num_frames=None')
+        self.use_rel_pos_bias = use_rel_pos_bias
         global_blocks = {i % self.num_layers for i in global_block_indices}
         dpr = [drop_path_rate * i / max(self.num_layers - 1, 1) for i in range(self.num_layers)]
         self.blocks = nn.ModuleList([
             Block(dim, self.num_heads, arch['feedforward_channels'], dpr[i], qv_bias, norm_eps,
                   window_size=0 if i in global_blocks else window_size,
                   rel_pos_size=self.grid_size if use_rel_pos else None,
-                  fp32_attn_and_norm=fp32_attn_and_norm, rel_pos_interp=rel_pos_interp)
+                  fp32_attn_and_norm=fp32_attn_and_norm, rel_pos_interp=rel_pos_interp,
+                  rel_pos_bias_size=self.grid_size if use_rel_pos_bias else None,
+                  layer_scale_init_value=layer_scale_init_value)
             for i in range(self.num_layers)
         ])
         self.norm = LayerNorm(dim, norm_eps, fp32_attn_and_norm) if final_norm else None
@@ -457,6 +538,11 @@ class EVAViT(BaseModule):
             if blk.attn.rel_pos_size:
                 nn.init.zeros_(blk.attn.rel_pos_h)
                 nn.init.zeros_(blk.attn.rel_pos_w)
+            if blk.attn.rel_pos_bias_size:
+                nn.init.zeros_(blk.attn.relative_position_bias_table)
+            if blk.gamma_1 is not None:
+                nn.init.constant_(blk.gamma_1, blk.layer_scale_init_value)
+                nn.init.constant_(blk.gamma_2, blk.layer_scale_init_value)
 
     def _freeze(self):
         frozen = []
@@ -519,6 +605,27 @@ class EVAViT(BaseModule):
                 key = f'{prefix}blocks.{i}.attn.rel_pos_{axis}'
                 if key in state_dict and state_dict[key].shape[0] != 2 * size - 1:
                     state_dict[key] = resize_rel_pos(state_dict[key], 2 * size - 1)
+        for i, blk in enumerate(self.blocks):
+            if blk.attn.rel_pos_bias_size:
+                self._check_rel_pos_bias(state_dict, f'{prefix}blocks.{i}.attn.', blk.attn)
+
+    @staticmethod
+    def _check_rel_pos_bias(state_dict, prefix, attn):
+        """A BEiT table must be for the model's grid (resizing it is not supported); an
+        official ``relative_position_index`` is checked against ours and dropped."""
+        key = prefix + 'relative_position_bias_table'
+        want = tuple(attn.relative_position_bias_table.shape)
+        if key in state_dict and tuple(state_dict[key].shape) != want:
+            raise ValueError(f'{key}: checkpoint table {tuple(state_dict[key].shape)} does not '
+                             f'fit the model\'s {want} (patch grid {attn.rel_pos_bias_size}); '
+                             'BEiT tables are not resized: build with the checkpoint\'s img_size')
+        key = prefix + 'relative_position_index'
+        if key in state_dict:
+            index = state_dict.pop(key)
+            ours = attn.relative_position_index
+            if not ours.is_meta and (tuple(index.shape) != tuple(ours.shape)
+                                     or not torch.equal(index.to(ours), ours)):
+                raise ValueError(f'{key}: not the BEiT index of a {attn.rel_pos_bias_size} grid')
 
     def _fit_pos_embed(self, pos: torch.Tensor) -> torch.Tensor:
         if pos.ndim != 3 or pos.shape[-1] != self.embed_dims:
@@ -556,6 +663,7 @@ class EVAViT(BaseModule):
         if tuple(grid) != self.pos_grid:
             pos = resize_pos_embed(pos, self.pos_grid, grid, self.num_extra_tokens)
         x = x + pos.to(x.dtype)
+        self.check_rel_pos_bias_grid(grid)
         hw = tuple(grid[-2:]) if self.cls_token is None and len(grid) == 2 else None
 
         outs = []
@@ -569,6 +677,12 @@ class EVAViT(BaseModule):
             if i in self.out_indices:
                 outs.append(self._format(x, grid))
         return tuple(outs)
+
+    def check_rel_pos_bias_grid(self, grid: Sequence[int]) -> None:
+        """The BEiT tables cover the ``img_size`` patch grid only (clear error otherwise)."""
+        if self.use_rel_pos_bias and tuple(grid) != self.grid_size:
+            raise ValueError(f'use_rel_pos_bias: the bias tables are for the {self.grid_size} '
+                             f'patch grid of img_size {self.img_size}, the input gives {tuple(grid)}')
 
     def _format(self, x: torch.Tensor, grid: Tuple[int, ...]) -> torch.Tensor:
         if self.out_type == 'raw':
