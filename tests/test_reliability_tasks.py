@@ -162,3 +162,91 @@ def test_fp16_overflow_is_a_skipped_step_not_a_nan_loss(tmp_path):
     assert torch.equal(rec.rows[2]['weight'], before)
     assert not torch.equal(rec.rows[3]['weight'], before)  # scale fits: a real step
     assert all(np.isfinite(r['loss']) for r in rec.rows.values())
+
+
+# --------------------------------------------------------------------------------------------
+# 2. COCO / LVIS annotations: unknown image ids and degenerate boxes are errors (or counted)
+
+
+def _coco_json(path, lvis=False):
+    images = [dict(id=1, width=100, height=80), dict(id=2, width=50, height=50)]
+    for img in images:
+        if lvis:
+            img.update(coco_url=f"http://images.cocodataset.org/val2017/{img['id']:012d}.jpg",
+                       not_exhaustive_category_ids=[], neg_category_ids=[])
+        else:
+            img['file_name'] = f"{img['id']:012d}.jpg"
+    cats = [dict(id=1, name='a'), dict(id=2, name='b')]
+    if lvis:
+        for c in cats:
+            c.update(synset=f"{c['name']}.n.01", frequency='f', image_count=1)
+
+    def ann(i, img, cat, box, **kw):
+        return dict(dict(id=i, image_id=img, category_id=cat, bbox=box, area=box[2] * box[3],
+                         iscrowd=0, segmentation=[]), **kw)
+
+    anns = [ann(1, 1, 1, [10, 10, 20, 20]),
+            ann(2, 2, 2, [5, 5, 30, 10]),
+            ann(3, 99, 1, [10, 10, 20, 20]),              # unknown image id
+            ann(4, 1, 1, [296.65, 38.33, 1.03, 0.0]),     # zero height (as COCO ann 918)
+            ann(5, 2, 2, [200, 200, 10, 10]),             # outside its 50x50 image
+            ann(6, 1, 7, [10, 10, 20, 20])]               # unknown category
+    if not lvis:
+        anns.append(ann(7, 1, 2, [40, 40, 10, 10], iscrowd=1))  # crowd: ignored, not an error
+    with open(path, 'w') as f:
+        json.dump(dict(images=images, annotations=anns, categories=cats), f)
+    return str(path)
+
+
+def _det_dataset(type_, ann_file, **kw):
+    import projects.eva.detection  # noqa: F401
+    from mmdet.registry import DATASETS
+    init_default_scope('mmdet')
+    metainfo = None if 'LVIS' in type_ else dict(classes=('a', 'b'))
+    return DATASETS.build(dict(type=type_, ann_file=ann_file, data_prefix=dict(img=''),
+                               metainfo=metainfo, pipeline=[], test_mode=True, **kw))
+
+
+@pytest.mark.parametrize('kind', ['CheckedCocoDataset', 'CheckedLVISV1Dataset'])
+def test_bad_coco_lvis_annotations_are_errors_naming_file_id_and_problem(tmp_path, kind):
+    path = _coco_json(tmp_path / 'anns.json', lvis='LVIS' in kind)
+    with pytest.raises(ValueError) as err:
+        _det_dataset(kind, path)
+    msg = str(err.value)
+    assert msg.startswith(f'{path}: 4 bad annotation(s)'), msg
+    for needle in ('annotation id 3: unknown image_id 99',
+                   'annotation id 4: degenerate bbox [296.65, 38.33, 1.03, 0.0]',
+                   'annotation id 5: bbox [200, 200, 10, 10] lies outside its 50x50 image',
+                   'annotation id 6: unknown category_id 7'):
+        assert needle in msg, (needle, msg)
+    assert 'annotation id 1:' not in msg and 'annotation id 7:' not in msg
+
+
+def test_bad_coco_annotations_skipped_only_when_asked_counted_and_logged(tmp_path, monkeypatch):
+    from mmdet.datasets import CocoDataset
+
+    import projects.eva.detection.checked_dataset as checked
+    path = _coco_json(tmp_path / 'anns.json')
+    logged = []
+    monkeypatch.setattr(checked, 'MMLogger', SimpleNamespace(
+        get_current_instance=lambda: SimpleNamespace(warning=logged.append)))
+    ds = _det_dataset('CheckedCocoDataset', path, on_bad_annotation='skip')
+    assert sorted(i for i, _, _ in ds.bad_annotations) == [3, 4, 5, 6]
+    assert len(logged) == 1 and logged[0].startswith(f'{path}: skipped 4 bad annotation(s)')
+    assert "'degenerate bbox': 1" in logged[0] and "'unknown image': 1" in logged[0]
+    # what remains is exactly what mmdet's CocoDataset keeps (it drops the same 4 silently)
+    plain = CocoDataset(ann_file=path, data_prefix=dict(img=''), metainfo=dict(classes=('a', 'b')),
+                        pipeline=[], test_mode=True)
+    got = [ds.get_data_info(i)['instances'] for i in range(len(ds))]
+    assert got == [plain.get_data_info(i)['instances'] for i in range(len(plain))]
+    assert [len(x) for x in got] == [2, 1]  # image 1: ann 1 + the crowd box (ignore_flag 1)
+    assert [x['ignore_flag'] for x in got[0]] == [0, 1]
+    with pytest.raises(ValueError, match="on_bad_annotation must be 'error' or 'skip'"):
+        _det_dataset('CheckedCocoDataset', path, on_bad_annotation='warn')
+
+
+def test_coco_file_without_images_is_an_error(tmp_path):
+    path = tmp_path / 'empty.json'
+    path.write_text(json.dumps(dict(images=[], annotations=[], categories=[dict(id=1, name='a')])))
+    with pytest.raises(ValueError, match=f'{path}: no images in the annotation file'):
+        _det_dataset('CheckedCocoDataset', str(path))

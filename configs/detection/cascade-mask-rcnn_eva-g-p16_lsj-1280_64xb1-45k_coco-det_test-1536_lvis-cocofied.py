@@ -9,7 +9,8 @@ _base_ = './cascade-mask-rcnn_eva-g-p16_lsj-1280_64xb1-45k_coco-det_test-1536.py
 lvis_root = 'data/lvis_v1/'
 cocofied = lvis_root + 'annotations/lvis_v1_val_cocofied.json'
 val_dataloader = dict(dataset=dict(
-    _delete_=True, type='LVISV1Dataset', data_root=lvis_root, ann_file=cocofied,
+    _delete_=True, type='CheckedLVISV1Dataset', data_root=lvis_root, ann_file=cocofied,
+    on_bad_annotation={{_base_.on_bad_annotation}},
     data_prefix=dict(img=''), test_mode=True,
     metainfo=dict(classes=('person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train',
                            'truck', 'boat', 'traffic light', 'fire hydrant', 'stop sign',

@@ -33,12 +33,13 @@ model = dict(
 
 train_dataloader = dict(dataset=dict(
     _delete_=True, type='ClassBalancedDataset', oversample_thr=1e-3,
-    dataset=dict(type='LVISV1Dataset', data_root=lvis_root,
+    dataset=dict(type='CheckedLVISV1Dataset', data_root=lvis_root,
                  ann_file='annotations/lvis_v1_train.json', data_prefix=dict(img=''),
+                 on_bad_annotation={{_base_.on_bad_annotation}},
                  filter_cfg=dict(filter_empty_gt=True, min_size=32),
                  pipeline={{_base_.train_pipeline}})))
 val_dataloader = dict(dataset=dict(
-    type='LVISV1Dataset', data_root=lvis_root, ann_file='annotations/lvis_v1_val.json',
+    type='CheckedLVISV1Dataset', data_root=lvis_root, ann_file='annotations/lvis_v1_val.json',
     data_prefix=dict(img='')))
 test_dataloader = val_dataloader
 val_evaluator = dict(_delete_=True, type='EVALVISMetric',

@@ -46,11 +46,11 @@ test_pipeline = [
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
 train_dataloader = dict(dataset=dict(
-    type='Objects365V2Dataset', data_root=data_root,
+    type='CheckedObjects365V2Dataset', data_root=data_root,
     ann_file='annotations/zhiyuan_objv2_train.json', data_prefix=dict(img='train/'),
     pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(
-    type='Objects365V2Dataset', data_root=data_root,
+    type='CheckedObjects365V2Dataset', data_root=data_root,
     ann_file='annotations/zhiyuan_objv2_val.json', data_prefix=dict(img='val/'),
     pipeline=test_pipeline))
 test_dataloader = val_dataloader

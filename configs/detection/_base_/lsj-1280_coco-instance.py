@@ -1,7 +1,10 @@
 # COCO 2017 instances with large-scale jitter (EVA-01 coco_loader_lsj_1280): flip, resize by a
 # random factor in [0.1, 2.0] of image_size (keep ratio), crop image_size x image_size; the
 # data preprocessor pads to a square. Test: longer side image_size.
-dataset_type = 'CocoDataset'
+dataset_type = 'CheckedCocoDataset'  # CocoDataset that reports bad annotations
+# COCO train2017 holds 2 zero-height boxes (ann ids 918, 2206849) that mmdet and EVA-01 drop:
+# drop them too, counted and logged (the dataset's default stops on any bad annotation)
+on_bad_annotation = 'skip'
 data_root = 'data/coco/'
 image_size = 1280
 backend_args = None
@@ -31,6 +34,7 @@ train_dataloader = dict(
                  ann_file='annotations/instances_train2017.json',
                  data_prefix=dict(img='train2017/'),
                  filter_cfg=dict(filter_empty_gt=True, min_size=32),
+                 on_bad_annotation=on_bad_annotation,
                  pipeline=train_pipeline, backend_args=backend_args))
 val_dataloader = dict(
     batch_size=1, num_workers=2, persistent_workers=True, drop_last=False,
@@ -38,6 +42,7 @@ val_dataloader = dict(
     dataset=dict(type=dataset_type, data_root=data_root,
                  ann_file='annotations/instances_val2017.json',
                  data_prefix=dict(img='val2017/'), test_mode=True,
+                 on_bad_annotation=on_bad_annotation,
                  pipeline=test_pipeline, backend_args=backend_args))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='CocoMetric', ann_file=data_root + 'annotations/instances_val2017.json',

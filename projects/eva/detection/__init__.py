@@ -7,6 +7,8 @@ multi-scale TTA with masks), ``EVALVISMetric``. The backbone is ``mmpretrain.EVA
 """
 from .. import engine, models  # noqa: F401  (layer-decay constructor, mmpretrain.EVAViT)
 from . import lvis  # noqa: F401  (numpy-2 fix for the LVIS metric)
+from .checked_dataset import (CheckedCocoDataset, CheckedLVISV1Dataset,  # noqa: F401
+                              CheckedObjects365V2Dataset)
 from .data_preprocessor import EVADetDataPreprocessor
 from .layers import LN2d, SimpleFeaturePyramid
 from .losses import FederatedSigmoidCELoss
