@@ -250,3 +250,104 @@ def test_coco_file_without_images_is_an_error(tmp_path):
     path.write_text(json.dumps(dict(images=[], annotations=[], categories=[dict(id=1, name='a')])))
     with pytest.raises(ValueError, match=f'{path}: no images in the annotation file'):
         _det_dataset('CheckedCocoDataset', str(path))
+
+
+# --------------------------------------------------------------------------------------------
+# 3. Clear errors for bad inputs of the other tasks
+
+
+@pytest.fixture(scope='module')
+def videos(tmp_path_factory):
+    from projects.eva.datasets.synthetic_video import make_moving_shapes
+    root = str(tmp_path_factory.mktemp('videos'))
+    ann = make_moving_shapes(root, {'train': 1}, size=32, frames=8)['train']
+    return root, ann
+
+
+def _video_dataset(ann_file, root):
+    import projects.eva.video  # noqa: F401
+    from mmaction.registry import DATASETS
+    init_default_scope('mmaction')
+    pipeline = [dict(type='DecordInit'), dict(type='UniformSample', clip_len=4, test_mode=True),
+                dict(type='DecordDecode'), dict(type='FormatShape', input_format='NCTHW'),
+                dict(type='PackActionInputs')]
+    return DATASETS.build(dict(type='VideoDataset', ann_file=ann_file,
+                               data_prefix=dict(video=root), pipeline=pipeline))
+
+
+def test_video_missing_corrupt_or_truncated_file_is_named(videos, tmp_path):
+    import shutil
+    src_root, src_ann = videos
+    root = str(tmp_path / 'v')
+    shutil.copytree(src_root, root)
+    ds = _video_dataset(osp.join(root, 'train_list_videos.txt'), root)
+    assert tuple(ds[0]['inputs'].shape) == (1, 3, 4, 32, 32)  # good videos still load
+    name = [ds.get_data_info(i)['filename'] for i in range(len(ds))]
+    os.remove(name[1])
+    with pytest.raises(FileNotFoundError, match=f'video not found: {name[1]}'):
+        ds[1]
+    with open(name[2], 'wb') as f:
+        f.write(b'\x00not a video' * 60)
+    with pytest.raises(RuntimeError, match=f'cannot open video {name[2]}'):
+        ds[2]
+    with open(name[3], 'rb') as f:
+        data = f.read()
+    with open(name[3], 'wb') as f:  # cut in half, as by an interrupted download
+        f.write(data[:len(data) // 2])
+    with pytest.raises(RuntimeError, match=f'video {name[3]}'):
+        ds[3]
+
+
+def test_video_annotation_list_missing_empty_or_malformed(videos, tmp_path):
+    root, _ = videos
+    with pytest.raises(FileNotFoundError, match='video annotation list not found: .*nope.txt'):
+        _video_dataset(str(tmp_path / 'nope.txt'), root)
+    empty = tmp_path / 'empty.txt'
+    empty.write_text('\n')
+    with pytest.raises(ValueError, match=f'{empty}: the video annotation list is empty'):
+        _video_dataset(str(empty), root)
+    gap = tmp_path / 'gap.txt'
+    gap.write_text('videos/train/left_0000.mp4 0\n\nvideos/train/up_0000.mp4 2\n')
+    with pytest.raises(ValueError, match=rf'{gap}: blank line\(s\) \[2\]'):
+        _video_dataset(str(gap), root)
+    bad = tmp_path / 'bad.txt'
+    bad.write_text('videos/train/left_0000.mp4 0 extra\n')
+    with pytest.raises(ValueError, match=f'{bad}: cannot parse the list'):
+        _video_dataset(str(bad), root)
+
+
+def test_segmentation_label_map_missing_corrupt_or_of_another_size(tmp_path):
+    import projects.eva.segmentation  # noqa: F401
+    from mmseg.registry import DATASETS
+    init_default_scope('mmseg')
+    (tmp_path / 'img').mkdir()
+    (tmp_path / 'ann').mkdir()
+    for name in 'abcd':
+        Image.fromarray(np.zeros((16, 20, 3), np.uint8)).save(tmp_path / 'img' / f'{name}.jpg')
+    Image.fromarray(np.ones((16, 20), np.uint8)).save(tmp_path / 'ann' / 'a.png')
+    Image.fromarray(np.ones((8, 10), np.uint8)).save(tmp_path / 'ann' / 'b.png')  # half size
+    (tmp_path / 'ann' / 'd.png').write_bytes(b'not a png')                        # c: none
+
+    def build(pipeline):
+        return DATASETS.build(dict(type='BaseSegDataset', data_root=str(tmp_path),
+                                   data_prefix=dict(img_path='img', seg_map_path='ann'),
+                                   img_suffix='.jpg', seg_map_suffix='.png',
+                                   metainfo=dict(classes=('bg', 'fg')), pipeline=pipeline,
+                                   test_mode=True))
+
+    ds = build([dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
+                dict(type='PackSegInputs')])
+    assert [osp.basename(ds.get_data_info(i)['img_path']) for i in range(4)] == \
+        ['a.jpg', 'b.jpg', 'c.jpg', 'd.jpg']
+    assert tuple(ds[0]['data_samples'].gt_sem_seg.data.shape) == (1, 16, 20)
+    with pytest.raises(ValueError, match=r'label map .*b.png is 10x8 \(WxH\) but its image '
+                                         r'.*b.jpg is 20x16'):
+        ds[1]
+    with pytest.raises(FileNotFoundError, match=r'label map not found: .*c.png'):
+        ds[2]
+    with pytest.raises(ValueError, match=r'cannot decode label map .*d.png'):
+        ds[3]
+    # the test pipelines load the label after resizing the image: still fine
+    test = build([dict(type='LoadImageFromFile'), dict(type='Resize', scale=(40, 32)),
+                  dict(type='LoadAnnotations'), dict(type='PackSegInputs')])
+    assert tuple(test[0]['data_samples'].gt_sem_seg.data.shape) == (1, 16, 20)

@@ -6,6 +6,7 @@ import projects.eva  # noqa: F401  (stack fixes)
 import projects.eva.models  # noqa: F401  (EVAViT in the mmpretrain registry)
 import mmdet.models  # noqa: F401  (Mask2Former parts used through the ``mmdet.`` scope)
 
+from .checks import CheckedLoadAnnotations  # noqa: F401  (label-map errors name the file)
 from .adapter import EVAAdapter
 from .segmentor import EVAEncoderDecoder
 from .hooks import ValBeforeTrainHook

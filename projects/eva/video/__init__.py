@@ -9,5 +9,6 @@ already applied the stack fixes that ``mmaction.models`` needs.
 """
 from ..models import EVAViT  # noqa: F401  (registers EVAViT in mmpretrain)
 from .class_mapping import load_class_mapping  # noqa: F401
+from .checks import CheckedDecordDecode, CheckedDecordInit, CheckedVideoDataset  # noqa: F401
 from .head import EVAVideoHead  # noqa: F401
 from .transforms import VideoColorJitter, VideoRandomGrayscale  # noqa: F401
