@@ -11,9 +11,13 @@ Released files: ``eva_sem_seg_mask2former_{cocostuff_53p4,ade_ss61p5_ms62p3}.pth
   -> ``cross_attn`` and ``attentions.1`` -> ``self_attn``; ``ffns.0`` -> ``ffn``.
 * ``decode_head.conv_seg`` (built by mmseg 0.x's BaseDecodeHead, never used) is dropped.
 
-The "relpos_layerscale_9dec" variant (BEiT relative-position tables and layer scale in every
-block) has no counterpart in EVAViT and is refused with that reason.
+The "relpos_layerscale_9dec" release (``..._relpos_layerscale_9dec_*.pth``) has, per block,
+``attn.relative_position_bias_table`` and ``gamma_1``/``gamma_2`` (EVAViT's
+``use_rel_pos_bias`` / ``layer_scale_init_value``: same names, moved under ``backbone.vit.``)
+and BEiT's persistent ``attn.relative_position_index``: EVAViT rebuilds that index (a
+non-persistent buffer), so each one is checked against BEiT's rule for its grid and dropped.
 """
+import math
 import re
 from typing import Dict
 
@@ -24,8 +28,7 @@ from . import register_format
 VIT_KEYS = ('cls_token', 'pos_embed', 'patch_embed.', 'blocks.')
 ADAPTER_KEYS = ('level_embed', 'spm.', 'interactions.', 'up.', 'norm1.', 'norm2.', 'norm3.',
                 'norm4.')
-VARIANT_B_MARKERS = ('relative_position_bias_table', 'relative_position_index', '.gamma_1',
-                     '.gamma_2')
+INDEX_KEY = re.compile(r'backbone\.blocks\.\d+\.attn\.relative_position_index')
 
 
 def _is_eva_seg(sd: Dict[str, torch.Tensor]) -> bool:
@@ -46,15 +49,11 @@ def convert_eva_seg(sd: Dict[str, torch.Tensor], patch_size=None, **_) -> Dict[s
     if patch_size not in (None, 16):
         raise ValueError(f'EVA-01 segmentation checkpoints are patch 16; --patch-size '
                          f'{patch_size} cannot apply')
-    variant_b = sorted(k for k in sd if any(m in k for m in VARIANT_B_MARKERS))
-    if variant_b:
-        raise NotImplementedError(
-            'this is the "relpos_layerscale_9dec" EVA-01 segmentation checkpoint: its blocks '
-            f'carry BEiT relative-position tables and layer scale ({variant_b[0]}, ...), which '
-            'EVAViT does not have; convert the 8-decoder-layer release instead')
-    out, unknown = {}, []
+    out, unknown, expected_index = {}, [], {}
     for key, value in sd.items():
-        if key.startswith('backbone.'):
+        if INDEX_KEY.fullmatch(key):
+            _check_index(key, value, expected_index)
+        elif key.startswith('backbone.'):
             name = key[len('backbone.'):]
             if name.startswith(VIT_KEYS):
                 out['backbone.vit.' + name] = value
@@ -72,3 +71,19 @@ def convert_eva_seg(sd: Dict[str, torch.Tensor], patch_size=None, **_) -> Dict[s
         raise KeyError(f'unexpected keys in an EVA-01 segmentation checkpoint: {unknown[:8]}'
                        f'{" ..." if len(unknown) > 8 else ""}')
     return out
+
+
+def _check_index(key: str, index: torch.Tensor, cache: dict) -> None:
+    """An official ``relative_position_index`` must be BEiT's for a square grid (EVA-01 builds
+    it from the 56x56 patch grid); EVAViT rebuilds it, so it is dropped once checked."""
+    n = index.shape[0] - 1 if index.ndim == 2 and index.shape[0] == index.shape[1] else -1
+    side = math.isqrt(n) if n > 0 else 0
+    if side * side != n or side == 0:
+        raise ValueError(f'{key}: shape {tuple(index.shape)} is not a BEiT index (1 + h*w '
+                         'square over a square patch grid)')
+    if side not in cache:
+        from ..models.eva_vit import beit_relative_position_index  # lazy: keeps converters light
+        cache[side] = beit_relative_position_index(side, side)
+    if not torch.equal(index.long(), cache[side]):
+        raise ValueError(f'{key}: values differ from BEiT\'s relative-position index of a '
+                         f'{side}x{side} grid')

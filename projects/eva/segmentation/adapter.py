@@ -269,6 +269,7 @@ class EVAAdapter(BaseModule):
                        for i, lvl in enumerate((c2, c3, c4))], dim=1)
 
         tokens, grid = vit.patch_embed(x)
+        vit.check_rel_pos_bias_grid(grid)  # variant B: BEiT tables cover img_size only
         pos = vit.pos_embed
         if tuple(grid) != vit.pos_grid:
             pos = resize_pos_embed(pos, vit.pos_grid, grid, vit.num_extra_tokens)
