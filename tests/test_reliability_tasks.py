@@ -351,3 +351,61 @@ def test_segmentation_label_map_missing_corrupt_or_of_another_size(tmp_path):
     test = build([dict(type='LoadImageFromFile'), dict(type='Resize', scale=(40, 32)),
                   dict(type='LoadAnnotations'), dict(type='PackSegInputs')])
     assert tuple(test[0]['data_samples'].gt_sem_seg.data.shape) == (1, 16, 20)
+
+
+def test_clip_missing_image_and_empty_caption_table(tmp_path):
+    import projects.eva.clip  # noqa: F401
+    from mmpretrain.registry import DATASETS
+    init_default_scope('mmpretrain')
+    (tmp_path / 'images').mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / 'images' / 'a.png')
+
+    def build(text):
+        (tmp_path / 'captions.tsv').write_text(text)
+        return DATASETS.build(dict(
+            type='CsvImageTextDataset', ann_file=str(tmp_path / 'captions.tsv'),
+            data_prefix=str(tmp_path), pipeline=[dict(type='LoadImageFromFile'),
+                                                 dict(type='PackInputs', algorithm_keys=['text'])]))
+
+    ds = build('filepath\ttitle\nimages/a.png\ta red square\nimages/gone.png\ta blue circle\n')
+    assert ds[0]['data_samples'].text == 'a red square'
+    with pytest.raises(FileNotFoundError, match=r'images/gone.png'):
+        ds[1]
+    table = tmp_path / 'captions.tsv'
+    with pytest.raises(ValueError, match=f'caption table is empty: {table}'):
+        build('')
+    with pytest.raises(ValueError, match=f'caption table has a header but no rows: {table}'):
+        build('filepath\ttitle\n')
+    with pytest.raises(ValueError, match=f'{table}, line 3: no image path or no caption'):
+        build('filepath\ttitle\nimages/a.png\tok\nimages/a.png\n')
+
+
+def test_detection_input_size_the_backbone_cannot_take_is_named():
+    """Our configs pad every batch to a multiple of 32 (and to a fixed square), so any image
+    size works; a config that pads to a size the patch does not divide gets the size named."""
+    import copy
+
+    import projects.eva.detection  # noqa: F401
+    from mmengine.config import Config
+    from mmdet.registry import MODELS
+    from mmdet.structures import DetDataSample
+    init_default_scope('mmdet')
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    cfg = Config.fromfile(osp.join(
+        root, 'configs/demo/eva-det_vit-tiny-p16_cascade-mask-rcnn_shapes-128.py')).model
+
+    def detect(h, w, **preprocessor):
+        model_cfg = copy.deepcopy(cfg)
+        model_cfg.data_preprocessor.update(preprocessor)
+        torch.manual_seed(0)
+        model = MODELS.build(model_cfg).eval()
+        sample = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w),
+                                             scale_factor=(1., 1.)))
+        with torch.no_grad():
+            return model.test_step(dict(inputs=[torch.zeros(3, h, w, dtype=torch.uint8)],
+                                        data_samples=[sample]))[0]
+
+    for h, w in ((100, 90), (37, 300)):  # padded by the config: fine
+        assert detect(h, w).pred_instances.bboxes.shape[1] == 4
+    with pytest.raises(ValueError, match='input size 100x90 is not a multiple of the patch size 16'):
+        detect(100, 90, pad_size_divisor=1, test_pad_size=None)

@@ -51,11 +51,19 @@ class CsvImageTextDataset(BaseDataset):
             raise FileNotFoundError(f'caption table not found: {self.ann_file}')
         with open(self.ann_file, newline='', encoding='utf-8') as f:
             reader = csv.DictReader(f, delimiter=self.sep)
+            if reader.fieldnames is None:
+                raise ValueError(f'caption table is empty: {self.ann_file}')
             missing = {self.img_key, self.caption_key} - set(reader.fieldnames or ())
             if missing:
                 raise KeyError(f'{self.ann_file}: no column(s) {sorted(missing)}; header is '
                                f'{reader.fieldnames} (separator {self.sep!r})')
             rows = list(reader)
+        if not rows:
+            raise ValueError(f'caption table has a header but no rows: {self.ann_file}')
+        for line, r in enumerate(rows, start=2):  # a short row leaves its columns None
+            if not r[self.img_key] or r[self.caption_key] is None:
+                raise ValueError(f'{self.ann_file}, line {line}: no image path or no caption '
+                                 f'(columns {self.img_key!r}, {self.caption_key!r})')
         prefix = self.data_prefix.get('img_path', '')
         return [dict(img_path=osp.join(prefix, r[self.img_key]), text=r[self.caption_key])
                 for r in rows]
