@@ -46,7 +46,8 @@ class SimpleFeaturePyramid(BaseModule):
             0.5 -> 2x2 max-pool.
         num_outs: levels returned; one more than ``len(scale_factors)`` adds the P6 level
             (stride-2 max-pool of the last map, 1x1 kernel, as detectron2's LastLevelMaxPool).
-        norm_cfg: norm after every conv (and between the two scale-4 deconvs).
+        norm_cfg: norm after every conv (and between the two scale-4 deconvs); None for
+            plain convs with bias (detectron2's ``norm=""``).
         in_index: which backbone output to use when the backbone returns several.
     """
 
@@ -58,9 +59,10 @@ class SimpleFeaturePyramid(BaseModule):
         if num_outs not in (len(scale_factors), len(scale_factors) + 1):
             raise ValueError(f'num_outs must be {len(scale_factors)} or '
                              f'{len(scale_factors) + 1}, got {num_outs}')
-        norm_cfg = dict(norm_cfg)
-        if isinstance(norm_cfg['type'], str):  # resolve in mmdet's registry, whatever the scope
-            norm_cfg['type'] = MODELS.get(norm_cfg['type'])
+        if norm_cfg is not None:
+            norm_cfg = dict(norm_cfg)
+            if isinstance(norm_cfg['type'], str):  # resolve in mmdet's registry, any scope
+                norm_cfg['type'] = MODELS.get(norm_cfg['type'])
         self.scale_factors = tuple(scale_factors)
         self.num_outs = num_outs
         self.in_index = in_index
@@ -71,8 +73,8 @@ class SimpleFeaturePyramid(BaseModule):
             dim = in_channels
             if scale == 4.0:
                 layers = [nn.ConvTranspose2d(dim, dim // 2, 2, 2),
-                          build_norm_layer(norm_cfg, dim // 2)[1], nn.GELU(),
-                          nn.ConvTranspose2d(dim // 2, dim // 4, 2, 2)]
+                          build_norm_layer(norm_cfg, dim // 2)[1] if norm_cfg else nn.Identity(),
+                          nn.GELU(), nn.ConvTranspose2d(dim // 2, dim // 4, 2, 2)]
                 dim //= 4
             elif scale == 2.0:
                 layers = [nn.ConvTranspose2d(dim, dim // 2, 2, 2)]
@@ -94,6 +96,10 @@ class SimpleFeaturePyramid(BaseModule):
         if x.ndim != 4:
             raise ValueError(f'SimpleFeaturePyramid expects an NCHW map (backbone '
                              f"out_type='featmap'), got shape {tuple(x.shape)}")
+        if 0.5 in self.scale_factors and min(x.shape[-2:]) < 2:
+            raise ValueError(f'the backbone map {tuple(x.shape[-2:])} is too small for the '
+                             'stride-2 pooled level: the input needs at least 2 patches per '
+                             'side (pad test images, e.g. test_pad_size)')
         outs = [fpn(lat(res(x))) for res, lat, fpn in
                 zip(self.resamplers, self.lateral_convs, self.fpn_convs)]
         if self.num_outs > len(outs):
