@@ -187,6 +187,7 @@ def _tiny_detector_cfg(num_classes=3, **roi):
     cfg.model.backbone.img_size = cfg.model.backbone.pos_embed_size = 64
     cfg.model.backbone.window_size = 2
     cfg.model.neck.in_channels = 48
+    cfg.model.neck.norm_cfg = dict(type='LN2d', eps=1e-6)  # the real pyramid (demo drops it)
     cfg.model.roi_head.update(roi)
     cfg.model.data_preprocessor.batch_augments[0].size = (64, 64)
     cfg.model.data_preprocessor.test_pad_size = (64, 64)
