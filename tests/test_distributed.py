@@ -36,6 +36,14 @@ custom_hooks = [dict(type='GlobalLossRecorderHook', out_file={out_file!r})]
     return path
 
 
+def free_port() -> str:
+    """A port nobody listens on now: a fixed one collides with a concurrent or just-ended run."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return str(sock.getsockname()[1])
+
+
 def read_losses(path):
     with open(path) as f:
         return [json.loads(line) for line in f]
@@ -46,7 +54,7 @@ def runs(tmp_path_factory):
     tmp = str(tmp_path_factory.mktemp('dist'))
     data_root = osp.join(tmp, 'data')
     make_unlabeled_images(osp.join(data_root, 'train'), num=2 * GLOBAL_BATCH, size=112, seed=3)
-    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1', PORT='29517',
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1', PORT=free_port(),
                PYTHON=sys.executable)
     single_out, dist_out = osp.join(tmp, 'single.jsonl'), osp.join(tmp, 'dist.jsonl')
     single_cfg = write_config(tmp, data_root, GLOBAL_BATCH, single_out)
