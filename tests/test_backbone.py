@@ -365,3 +365,28 @@ def test_variant_b_fp32_attention_under_bf16_autocast(tiny_arch):
             low = m(x)[0]
     assert low.dtype == torch.bfloat16
     torch.testing.assert_close(low.float(), ref, rtol=0.05, atol=0.05)
+
+
+def test_attention_cpu_bf16_explicit_path_matches_sdpa(monkeypatch):
+    """CPU bf16 up to 1024 tokens takes the explicit softmax path (faster there, see
+    docs/performance.md); it must agree with SDPA in fp32 to bf16 precision, bias included;
+    fp32 and longer sequences still go through SDPA."""
+    import torch.nn.functional as F
+    from projects.eva.models import eva_vit
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 50, 16) for _ in range(3))
+    bias = torch.randn(2, 3, 50, 50)
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    calls = []
+    sdpa = F.scaled_dot_product_attention
+    monkeypatch.setattr(eva_vit.F, 'scaled_dot_product_attention',
+                        lambda *a, **kw: calls.append(a[0].dtype) or sdpa(*a, **kw))
+    out = eva_vit.attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), bias.bfloat16())
+    assert calls == [] and out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), ref, atol=3e-2, rtol=3e-2)
+    torch.testing.assert_close(eva_vit.attention(q, k, v, bias), ref)
+    assert calls == [torch.float32]
+    n = eva_vit.CPU_BF16_EXPLICIT_ATTN_MAX_TOKENS + 1
+    long_q = torch.randn(1, 1, n, 8, dtype=torch.bfloat16)
+    eva_vit.attention(long_q, long_q, long_q)
+    assert calls == [torch.float32, torch.bfloat16]

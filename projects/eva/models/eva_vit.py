@@ -117,6 +117,24 @@ def decomposed_rel_pos_bias(q: torch.Tensor, rel_pos_h: torch.Tensor,
     return bias.reshape(b, heads, h * w, h * w)
 
 
+# On CPU in bf16, PyTorch's SDPA kernel is 1.5-3x slower (forward+backward) than the explicit
+# softmax(q k^T) v for up to ~1k tokens, and equal beyond (measured with torch 2.14 on this
+# project's 2-core machine; docs/performance.md). GPUs and fp32 always take SDPA.
+CPU_BF16_EXPLICIT_ATTN_MAX_TOKENS = 1024
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+              bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d) + bias) v over (B, heads, N, d) tensors."""
+    if (q.device.type == 'cpu' and q.dtype == torch.bfloat16
+            and q.shape[-2] <= CPU_BF16_EXPLICIT_ATTN_MAX_TOKENS):
+        logits = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
+        if bias is not None:
+            logits = logits + bias
+        return logits.softmax(-1) @ v
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+
+
 def beit_relative_position_index(h: int, w: int) -> torch.Tensor:
     """BEiT's (1 + h*w, 1 + h*w) index into a ``(2h-1)(2w-1) + 3``-row bias table.
 
@@ -252,13 +270,11 @@ class Attention(nn.Module):
             mask = table_bias if mask is None else mask + table_bias
         if self.fp32_attention and q.dtype != torch.float32:
             with torch.autocast(x.device.type, enabled=False):
-                out = F.scaled_dot_product_attention(
-                    q.float(), k.float(), v.float(),
-                    attn_mask=None if mask is None else mask.float())
+                out = attention(q.float(), k.float(), v.float(),
+                                None if mask is None else mask.float())
             out = out.to(x.dtype)
         else:
-            out = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=None if mask is None else mask.to(q.dtype))
+            out = attention(q, k, v, None if mask is None else mask.to(q.dtype))
         out = out.transpose(1, 2).reshape(b, n, c)
         return self.proj(out)
 
