@@ -16,6 +16,16 @@ def tiny_arch():
     return dict(embed_dims=48, num_layers=4, num_heads=3, feedforward_channels=131)
 
 
+@pytest.fixture
+def one_thread():
+    """Small ops on 2 shared cores: a second OpenMP thread mostly waits for a busy core
+    (measured ~10x slower), so heavy tests run single-threaded."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _isolate_default_scope():
     """A Runner leaves its package's default scope (mmdet, mmaction...) behind globally, and

@@ -274,7 +274,7 @@ def test_tta_merges_boxes_and_masks():
     assert inst.masks.shape == (len(inst), 64, 64) and inst.bboxes.shape == (len(inst), 4)
 
 
-def test_demo_detector_learns_to_detect_and_classify(tmp_path):
+def test_demo_detector_learns_to_detect_and_classify(tmp_path, one_thread):
     """The demo detector, trained from scratch for 100 iterations on generated shapes, must
     find and name the held-out shapes. Guards the failure where the box classifiers stayed at
     the background prior while the losses still fell (the pyramid's LayerNorm from random
@@ -289,13 +289,8 @@ def test_demo_detector_learns_to_detect_and_classify(tmp_path):
     options = _options(root, 'det_learning_test')
     options.update({'train_cfg.max_iters': 100, 'train_cfg.val_interval': 100,
                     'default_hooks.checkpoint.interval': 1000})
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small ops: a second thread on 2 shared cores only waits
-    try:
-        runner = build_runner(DEMO_CFG, str(tmp_path / 'work'), options)
-        runner.train()
-    finally:
-        torch.set_num_threads(threads)
+    runner = build_runner(DEMO_CFG, str(tmp_path / 'work'), options)
+    runner.train()
     metrics = runner.val_loop.run()
     assert metrics['coco/bbox_mAP'] > 0.2 and metrics['coco/segm_mAP'] > 0.2, metrics
 

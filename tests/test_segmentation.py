@@ -18,13 +18,7 @@ DEMO = osp.join(ROOT, 'configs/demo/eva-mask2former_vit-tiny-adapter-p16_1xb8-16
 SEG = osp.join(ROOT, 'configs/segmentation')
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The machine's 2 cores are shared: 2 threads oversubscribe and run ~10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def build(cfg_model):

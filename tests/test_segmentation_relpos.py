@@ -20,13 +20,7 @@ COCO_B = 'eva-mask2former-9dec_vit-g-adapter-relpos-ls-p16_16xb2-80k_coco-stuff1
 ADE_B = 'eva-mask2former-9dec_vit-g-adapter-relpos-ls-p16_16xb2-40k_coco-stuff164k-to-ade20k-896x896.py'
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The machine's 2 cores are shared: 2 threads oversubscribe and run ~10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def build(cfg_model):
