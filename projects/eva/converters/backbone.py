@@ -204,3 +204,26 @@ def convert_mmpretrain_beit(sd, patch_size=None, **_):
     if left:
         raise KeyError(f'mmpretrain BEiTViT: {len(left)} tensors have no mapping: {left[:10]}')
     return change_patch_size(out, patch_size)
+
+
+# ------------------------------------------------------------------ this project's own runs
+OWN_RUN_PREFIXES = ('backbone.', 'head.', 'data_preprocessor.')
+
+
+def _is_own_image_run(sd):
+    """Only backbone + head tensors, named like ``EVAViT``: released checkpoints that also
+    carry ``backbone.blocks`` (the segmentation release has ``decode_head``) do not match."""
+    kernel = sd.get('backbone.patch_embed.proj.weight')
+    return ('backbone.blocks.0.attn.qkv.weight' in sd and kernel is not None
+            and kernel.ndim == 4 and all(k.startswith(OWN_RUN_PREFIXES) for k in sd))
+
+
+@register_format('this project: EVAMIM / ImageClassifier run with an EVAViT backbone '
+                 '(work_dirs/*/epoch_*.pth)', _is_own_image_run)
+def convert_own_run(sd, patch_size=None, **_):
+    """A checkpoint of our own MIM pretraining or classification fine-tune -> its backbone,
+    for transfer (e.g. ``--patch-size 16`` for detection / segmentation, as EVA-01 did with
+    ``eva_psz14.pt``). Task heads (``head.*``, the MIM ``lm_head`` or a classifier) are
+    dropped: the target task builds its own. The names are already ``EVAViT``'s."""
+    out = {k: v for k, v in sd.items() if k.startswith('backbone.')}
+    return change_patch_size(out, patch_size)
