@@ -148,6 +148,17 @@ def test_fed_loss_class_sampling():
     assert sample_fed_loss_classes(many, 5, k, weight).tolist() == many.tolist()
 
 
+def test_fed_loss_class_freq_file_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r'missing_cat_info\.json not found.*cat-info'):
+        FederatedSigmoidCELoss(3, class_freq=str(tmp_path / 'missing_cat_info.json'))
+    info = tmp_path / 'cat_info.json'
+    info.write_text('[{"id": 2, "image_count": 9}, {"id": 1, "image_count": 4}]')
+    loss = FederatedSigmoidCELoss(2, class_freq=str(info))
+    assert loss.fed_weight.tolist() == [2.0, 3.0]  # sorted by id, count ** 0.5
+    with pytest.raises(ValueError, match='2 classes, expected 3'):
+        FederatedSigmoidCELoss(3, class_freq=str(info))
+
+
 def test_fed_loss_value_by_hand():
     logits = torch.tensor([[2.0, -1.0, 0.5, 0.0],
                            [-0.5, 1.5, -2.0, 3.0]])

@@ -6,6 +6,7 @@ sigmoid/federated head of EVA-01's LVIS config without a second head class. The 
 K + 1 channels (the background column is ignored), as detectron2 stores them.
 """
 import json
+import os
 from typing import Optional, Sequence, Union
 
 import torch
@@ -19,6 +20,11 @@ def load_class_image_counts(source: Union[str, Sequence[float]]) -> torch.Tensor
     ``image_count``) or a cat-info json (a list of ``{id, image_count}``), sorted by id."""
     if not isinstance(source, str):
         return torch.as_tensor(list(source), dtype=torch.float)
+    if not os.path.isfile(source):
+        raise FileNotFoundError(
+            f'class_freq file {source} not found: build it from the LVIS train annotations '
+            'with `python -m projects.eva.detection.lvis cat-info LVIS_TRAIN_JSON OUT_JSON`, '
+            'or point class_freq at lvis_v1_train.json itself')
     with open(source) as f:
         data = json.load(f)
     cats = data['categories'] if isinstance(data, dict) else data
