@@ -179,3 +179,32 @@ def test_detection_1536_evaluation_follows_eva01():
                                                 method='linear', sigma=0.5, min_score=1e-3)
     lvis = _cfg(DET + '75k_lvis_test-1536.py').model.test_cfg.rcnn
     assert (lvis.score_thr, lvis.max_per_img) == (0.001, 1000)
+
+
+def test_mim_pretraining_recipe_follows_eva01():
+    """Reference spec 2: AdamW 1e-3 (0.9, 0.98) eps 1e-6 wd 0.05 (none on 1-D, pos_embed,
+    cls_token), batch 128 x 32, 150 epochs, 2 warmup epochs from 0, cosine to 1e-5, clip 3.0,
+    dpr 0.1, fp16 dynamic scale 2^16 / 500, RRC (0.2, 1), 105 masked of 16x16 (min block 16),
+    CLIP ViT-L/14 teacher, 1408 -> 768 head."""
+    cfg = _cfg('pretrain/eva-mim_vit-g-p14_128xb32-150e_merged30m.py')
+    bb, head, opt = cfg.model.backbone, cfg.model.head, cfg.optim_wrapper
+    assert (bb.arch, bb.patch_size, bb.img_size, bb.drop_path_rate) == ('giant', 14, 224, 0.1)
+    assert bb.with_mask_token and bb.final_norm and (head.in_channels, head.out_channels) == \
+        (1408, 768)
+    assert cfg.model.teacher.arch == 'L/14'
+    assert (opt.optimizer.lr, opt.optimizer.betas, opt.optimizer.eps,
+            opt.optimizer.weight_decay) == (1e-3, (0.9, 0.98), 1e-6, 0.05)
+    assert opt.clip_grad == dict(max_norm=3.0) and opt.dtype == 'float16'
+    assert opt.loss_scale == dict(init_scale=2. ** 16, growth_interval=500)
+    assert opt.paramwise_cfg.flat_decay_mult == 0.
+    assert {k: v.decay_mult for k, v in opt.paramwise_cfg.custom_keys.items()} == \
+        {'pos_embed': 0., 'cls_token': 0.}
+    warm, cosine = cfg.param_scheduler
+    assert (warm.start_factor < 1e-8, warm.end, cosine.end, cosine.eta_min) == (True, 2, 150, 1e-5)
+    assert cfg.train_cfg.max_epochs == 150 and cfg.train_dataloader.batch_size == 32
+    for data in cfg.train_dataloader.dataset.dataset.datasets:  # the merged-30M parts
+        rrc, flip, mask = data.pipeline[1:4]
+        assert rrc.crop_ratio_range == (0.2, 1.0) and flip.prob == 0.5
+        assert (mask.input_size, mask.num_masking_patches, mask.min_num_patches,
+                mask.min_aspect) == (16, 105, 16, 0.3)
+    assert len(cfg.train_dataloader.dataset.dataset.datasets) == 6
