@@ -77,3 +77,27 @@ def test_resume_continues_with_same_next_losses(tmp_path, mim_data):
     # our checkpoints are plain weights + allow-listed types: no code runs when loading them
     ckpt = torch.load(str(tmp_path / 'cut' / 'epoch_2.pth'), weights_only=True)
     assert {'state_dict', 'optimizer', 'message_hub', 'param_schedulers'} <= set(ckpt)
+
+
+@pytest.mark.parametrize('script,args,tool', [
+    ('slurm_train.sh', ['part', 'eva', 'configs/x.py', '--amp'], 'tools/train.py'),
+    ('slurm_test.sh', ['part', 'eva', 'configs/x.py', 'ckpt.pth', '--tta'], 'tools/test.py'),
+])
+def test_slurm_scripts_call_srun_with_one_task_per_gpu(tmp_path, script, args, tool):
+    """The Slurm wrappers (OpenMMLab convention) hand srun one task per GPU and the tool the
+    slurm launcher; a fake srun records what it was given (no cluster here)."""
+    import os
+    import subprocess
+    fake = tmp_path / 'srun'
+    fake.write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$SRUN_LOG"\necho "$MASTER_PORT" >> "$SRUN_LOG"\n')
+    fake.chmod(0o755)
+    log = tmp_path / 'srun.log'
+    env = dict(os.environ, PATH=f'{tmp_path}:{os.environ["PATH"]}', SRUN_LOG=str(log),
+               GPUS='16', SRUN_ARGS='--quotatype=auto', PORT='29999')
+    subprocess.run(['bash', osp.join(ROOT, 'tools', script)] + args, env=env, check=True)
+    got = log.read_text().split('\n')[:-1]
+    assert got[:8] == ['-p', 'part', '--job-name=eva', '--gres=gpu:8', '--ntasks=16',
+                       '--ntasks-per-node=8', '--cpus-per-task=5', '--kill-on-bad-exit=1']
+    assert got[8] == '--quotatype=auto' and got[10:12] == ['-u', osp.join(ROOT, tool)]
+    assert got[12:-1] == args[2:-1] + ['--launcher', 'slurm', args[-1]]
+    assert got[-1] == '29999'
