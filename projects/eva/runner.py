@@ -93,6 +93,12 @@ def build_runner_from_args(args, mode: str = 'train'):
             evaluator = list(evaluator) if isinstance(evaluator, (list, tuple)) else [evaluator]
             evaluator.append(dict(type='mmengine.DumpResults', out_file_path=args.out))
             cfg.test_evaluator = evaluator
+    if mode == 'train':
+        from . import engine  # noqa: F401  (registers TorchRNGStateHook)
+        hooks = list(cfg.get('custom_hooks') or [])
+        if not any(h.get('type') == 'TorchRNGStateHook' for h in hooks):
+            # resumed runs draw the same drop-path / sampler numbers as uninterrupted ones
+            cfg.custom_hooks = hooks + [dict(type='TorchRNGStateHook')]
     if 'runner_type' in cfg:
         from mmengine.registry import RUNNERS
         return RUNNERS.build(cfg)
