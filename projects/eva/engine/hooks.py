@@ -38,7 +38,8 @@ class TorchRNGStateHook(Hook):
     restored just before the first resumed iteration, i.e. after the loop has replayed (or
     skipped by index) the batches already trained, so the data side, which those replays
     reproduce with numpy's generator, is left alone. ``tools/train.py`` adds this hook to
-    every run.
+    every run. Distributed runs save rank 0's state, which every rank shares unless
+    ``randomness.diff_rank_seed`` is set (then the ranks resume on rank 0's stream).
     """
     priority = 'VERY_LOW'
     KEY = 'torch_rng_state'
