@@ -118,7 +118,9 @@ default_hooks = dict(logger=dict(type='LoggerHook', interval=25),
                      visualization=dict(type='DetVisualizationHook', draw=False))
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0)
-tta_model = dict(tta_cfg=dict(max_per_img=100))
+# flip x 3 scales with box and mask merging: tools/test.py CONFIG CKPT --tta
+tta_model = dict(type='EVADetTTAModel',
+                 tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5), max_per_img=10))
 tta_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='TestTimeAug', transforms=[

@@ -87,6 +87,10 @@ def build_runner_from_args(args, mode: str = 'train'):
                 raise KeyError(f'{args.config} defines no tta_model/tta_pipeline for --tta')
             cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
             cfg.tta_model.module = cfg.model
+            if cfg.model.get('data_preprocessor') is not None:
+                # mmengine's BaseTTAModel gives the module its *own* data_preprocessor, which
+                # the Runner fills from the config's top-level variable: keep the module's
+                cfg.tta_model.setdefault('data_preprocessor', cfg.model.data_preprocessor)
             cfg.model = cfg.tta_model
         if args.out:
             evaluator = cfg.test_evaluator
