@@ -72,6 +72,8 @@ def test_config_parses_and_builds(name, tmp_path):
         with torch.device('meta'):
             model = MODELS.build(model_cfg)
     assert sum(p.numel() for p in model.parameters()) > 0
+    if cfg.get('tta_model'):  # tools/test.py --tta wraps the model in it
+        assert cfg.tta_model.get('type') and cfg.get('tta_pipeline'), name
 
 
 # ------------------------------------------------------------------ recipes = EVA-01's numbers
