@@ -7,7 +7,7 @@
 # 93.8%; 80 epochs 97.3%. The real recipes are in configs/classification/.
 _base_ = '../_base_/eva_cls_runtime.py'
 
-data_root = 'data/demo/digits'
+data_root = 'data/demo/digits56'  # written by tools/demo.py (the classification stage)
 img_size = 56
 data_preprocessor = dict(num_classes=10, mean={{_base_.clip_mean}}, std={{_base_.clip_std}},
                          to_rgb=True)

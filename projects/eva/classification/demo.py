@@ -26,7 +26,8 @@ def run_demo_stage(work_dir: str, data_root: str) -> list:
 
     pretrained = _latest_checkpoint(osp.join(work_dir, 'pretrain'))
     options = {'train_dataloader.dataset.dataset.data_root': root,
-               'val_dataloader.dataset.data_root': root}
+               'val_dataloader.dataset.data_root': root,
+               'test_dataloader.dataset.data_root': root}
     if pretrained:
         options['model.backbone.init_cfg'] = dict(_delete_=True, type='Pretrained',
                                                   checkpoint=pretrained,
