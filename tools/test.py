@@ -10,7 +10,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import projects.eva  # noqa: E402,F401
-from projects.eva.runner import build_runner_from_args  # noqa: E402
+from projects.eva.runner import build_runner_from_args, finish_distributed  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -36,6 +36,7 @@ def main(argv=None):
     args = parse_args(argv)
     runner = build_runner_from_args(args, mode='test')
     runner.test()
+    finish_distributed()
 
 
 if __name__ == '__main__':

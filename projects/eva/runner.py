@@ -108,3 +108,16 @@ def build_runner_from_args(args, mode: str = 'train'):
         return RUNNERS.build(cfg)
     from mmengine.runner import Runner
     return Runner.from_cfg(cfg)
+
+
+def finish_distributed() -> None:
+    """Let every rank leave together and close the process group.
+
+    Without it a rank that finished first (e.g. while rank 0 still writes the last checkpoint)
+    exited with gloo's threads alive and died with "terminate called without an active
+    exception" (SIGABRT), failing the whole torchrun job after a complete run.
+    """
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
