@@ -59,15 +59,30 @@ def runs(tmp_path_factory):
     single_out, dist_out = osp.join(tmp, 'single.jsonl'), osp.join(tmp, 'dist.jsonl')
     single_cfg = write_config(tmp, data_root, GLOBAL_BATCH, single_out)
     dist_cfg = write_config(tmp, data_root, GLOBAL_BATCH // 2, dist_out)
+    env['PYTHONFAULTHANDLER'] = '1'  # a rank that aborts prints where it was
+
+    def dist_run():
+        return subprocess.Popen(['bash', osp.join(ROOT, 'tools/dist_train.sh'), dist_cfg, '2',
+                                 '--work-dir', osp.join(tmp, 'wd_dist')], env=env, cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
     procs = [
         subprocess.Popen([sys.executable, osp.join(ROOT, 'tools/train.py'), single_cfg,
                           '--work-dir', osp.join(tmp, 'wd_single')], env=env, cwd=ROOT,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True),
-        subprocess.Popen(['bash', osp.join(ROOT, 'tools/dist_train.sh'), dist_cfg, '2',
-                          '--work-dir', osp.join(tmp, 'wd_dist')], env=env, cwd=ROOT,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True),
+        dist_run(),
     ]
     logs = [p.communicate(timeout=600)[0] for p in procs]
+    if procs[1].returncode != 0 and 'terminate called without an active exception' in logs[1]:
+        # Known, unresolved: in some clean-clone CI runs (2 of 6) a gloo rank aborted at the
+        # very end of a complete 2-process CPU run (after the last iteration, while rank 0
+        # wrote its checkpoint). Not reproduced in 8 stand-alone repeats. One retry, and the
+        # first failure's log is kept beside the run for diagnosis.
+        with open(osp.join(tmp, 'first_dist_failure.log'), 'w') as f:
+            f.write(logs[1])
+        open(dist_out, 'w').close()
+        procs[1] = dist_run()
+        logs[1] = procs[1].communicate(timeout=600)[0]
     for p, log in zip(procs, logs):
         assert p.returncode == 0, log[-4000:]
     return read_losses(single_out), read_losses(dist_out), logs[1]
