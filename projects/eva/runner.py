@@ -14,6 +14,7 @@ RUNNER_KEYS = (
     'load_from', 'resume', 'launcher', 'env_cfg', 'log_processor', 'log_level', 'visualizer',
     'default_scope', 'randomness', 'experiment_name', 'cfg', 'custom_imports', 'tta_model',
     'tta_pipeline', 'runner_type', 'strategy', 'compile', 'vis_backends', 'model_wrapper_cfg')
+AMP_WRAPPERS = ('AmpOptimWrapper', 'mmengine.AmpOptimWrapper')
 # common config variables that sit close to a runner key but are not typos
 KNOWN_VARIABLES = ('train_pipeline', 'test_pipeline', 'val_pipeline', 'eval_pipeline',
                    'data_preprocessor', 'dataset_type', 'data_root', 'backend_args')
@@ -50,14 +51,14 @@ def load_config(args) -> Config:
                 find_unused_parameters=cfg.get('find_unused_parameters', False))
     if getattr(args, 'amp', False):
         wrapper = cfg.optim_wrapper
-        if wrapper.get('type', 'OptimWrapper') not in ('AmpOptimWrapper', 'mmengine.AmpOptimWrapper'):
+        if wrapper.get('type', 'OptimWrapper') not in AMP_WRAPPERS:
             if 'type' in wrapper and wrapper['type'] not in ('OptimWrapper', 'mmengine.OptimWrapper'):
                 raise ValueError(f'--amp cannot convert optim_wrapper type {wrapper["type"]}')
             wrapper.type = 'AmpOptimWrapper'
             wrapper.setdefault('loss_scale', 'dynamic')
     wrapper = cfg.get('optim_wrapper')
     if (not torch.cuda.is_available() and isinstance(wrapper, dict)
-            and wrapper.get('type') in ('AmpOptimWrapper', 'mmengine.AmpOptimWrapper')):
+            and wrapper.get('type') in AMP_WRAPPERS):
         from .engine import amp  # noqa: F401  (mmengine's AmpOptimWrapper asserts a GPU)
         wrapper.type = 'AnyDeviceAmpOptimWrapper'
     return cfg
