@@ -9,7 +9,7 @@ official EVA-01 / timm layout (``blocks.N.attn.qkv``, ``mlp.fc1``...) so checkpo
 with few renames and downstream layer decay reads ``blocks.N``.
 """
 import math
-from typing import Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -257,9 +257,7 @@ class Attention(nn.Module):
         qkv = F.linear(x, self.qkv.weight, bias)
         q, k, v = qkv.view(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         mask = None
-        if self.rel_pos_size:
-            if hw is None or hw[0] * hw[1] != n:
-                raise ValueError('relative positions need the (h, w) token grid of the input')
+        if self.rel_pos_size:  # ``hw`` is checked once per forward by EVAViT.forward_blocks
             mask = decomposed_rel_pos_bias(q, self.rel_pos_h, self.rel_pos_w, hw,
                                            self.rel_pos_interp)
         if self.rel_pos_bias_size:
@@ -348,9 +346,7 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor, hw: Optional[Tuple[int, int]] = None) -> torch.Tensor:
         y = self.norm1(x)
-        if self.window_size:
-            if hw is None or hw[0] * hw[1] != x.shape[1]:
-                raise ValueError('window attention needs patch tokens only and their (h, w) grid')
+        if self.window_size:  # ``hw`` is checked once per forward by EVAViT.forward_blocks
             b, _, c = y.shape
             win, padded = window_partition(y.view(b, hw[0], hw[1], c), self.window_size)
             win = self.attn(win.view(win.shape[0], -1, c), (self.window_size, self.window_size))
@@ -503,7 +499,8 @@ class EVAViT(BaseModule):
             raise ValueError('use_rel_pos_bias (BEiT table over the image patch grid) needs '
                              'global attention on images: window_size=0, num_frames=None')
         self.use_rel_pos_bias = use_rel_pos_bias
-        global_blocks = {i % self.num_layers for i in global_block_indices}
+        global_blocks = set(_block_indices(global_block_indices, self.num_layers,
+                                           'global_block_indices'))
         dpr = [drop_path_rate * i / max(self.num_layers - 1, 1) for i in range(self.num_layers)]
         self.blocks = nn.ModuleList([
             Block(dim, self.num_heads, arch['feedforward_channels'], dpr[i], qv_bias, norm_eps,
@@ -520,7 +517,9 @@ class EVAViT(BaseModule):
 
         if isinstance(out_indices, int):
             out_indices = [out_indices]
-        self.out_indices = sorted(i % self.num_layers for i in out_indices)
+        self.out_indices = _block_indices(out_indices, self.num_layers, 'out_indices')
+        # window / rel-pos blocks need patch tokens only and their (h, w) grid
+        self._needs_hw = any(blk.window_size or blk.attn.rel_pos_size for blk in self.blocks)
         self._register_load_state_dict_pre_hook(self._adapt_checkpoint)
         self._freeze()
 
@@ -660,9 +659,17 @@ class EVAViT(BaseModule):
         return resize_pos_embed(pos, src_grid, self.pos_grid, self.num_extra_tokens)
 
     # ------------------------------------------------------------------ forward
-    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> tuple:
-        """``mask`` (B, h, w) or (B, h*w), True = masked: replaced by the mask token before
-        the position embedding is added (BEiT/EVA-01 MIM)."""
+    def embed(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None,
+              cls_pos: bool = True) -> Tuple[torch.Tensor, Tuple[int, ...]]:
+        """Patch embedding, mask token, cls token and position table (resized to the input).
+
+        Returns ``(tokens, grid)``: tokens (B, extra + N, C) ready for :meth:`forward_blocks`
+        and the patch grid ``(h, w)`` (``(t, h, w)`` for video). ``mask`` (B, h, w) or
+        (B, h*w), True = masked: those patches become the mask token before the position
+        embedding is added (BEiT/EVA-01 MIM). ``cls_pos=False`` leaves the cls token without
+        its position slot (EVA-01's ViT-Adapter). All input checks of a forward happen here
+        and in :meth:`forward_blocks`, not inside the blocks.
+        """
         b = x.shape[0]
         x, grid = self.patch_embed(x)
         if mask is not None:
@@ -673,26 +680,90 @@ class EVAViT(BaseModule):
             if w.shape[1] != x.shape[1]:
                 raise ValueError(f'mask covers {w.shape[1]} patches, the input has {x.shape[1]}')
             x = x * (1 - w) + self.mask_token.to(x.dtype) * w
-        if self.cls_token is not None:
-            x = torch.cat([self.cls_token.expand(b, -1, -1).to(x.dtype), x], dim=1)
+        self.check_rel_pos_bias_grid(grid)
         pos = self.pos_embed
         if tuple(grid) != self.pos_grid:
             pos = resize_pos_embed(pos, self.pos_grid, grid, self.num_extra_tokens)
-        x = x + pos.to(x.dtype)
-        self.check_rel_pos_bias_grid(grid)
-        hw = tuple(grid[-2:]) if self.cls_token is None and len(grid) == 2 else None
+        pos = pos.to(x.dtype)
+        if self.cls_token is None:
+            return x + pos, grid
+        cls = self.cls_token.expand(b, -1, -1).to(x.dtype)
+        if cls_pos:
+            return torch.cat([cls, x], dim=1) + pos, grid
+        return torch.cat([cls, x + pos[:, self.num_extra_tokens:]], dim=1), grid
 
-        outs = []
-        for i, blk in enumerate(self.blocks):
+    def forward_blocks(self, x: torch.Tensor, grid: Sequence[int], start: int = 0,
+                       end: Optional[int] = None) -> torch.Tensor:
+        """Run blocks ``start .. end - 1`` on tokens from :meth:`embed` (the one block loop:
+        activation checkpointing per block with ``with_cp`` while training). The final norm is
+        not applied here (see :meth:`forward_features`)."""
+        end = self.num_layers if end is None else end
+        if not 0 <= start <= end <= self.num_layers:
+            raise IndexError(f'blocks [{start}, {end}) are outside 0..{self.num_layers}')
+        n = self.num_extra_tokens + math.prod(grid)
+        if x.ndim != 3 or x.shape[1] != n:
+            raise ValueError(f'tokens {tuple(x.shape)} do not match the patch grid {tuple(grid)} '
+                             f'(+{self.num_extra_tokens} cls): pass what embed() returned')
+        hw = tuple(grid) if self.cls_token is None and len(grid) == 2 else None
+        if self._needs_hw and hw is None:
+            raise ValueError('window attention / relative positions need patch tokens only '
+                             '(with_cls_token=False) on an image (h, w) grid')
+        for blk in self.blocks[start:end]:
             if self.with_cp and self.training and x.requires_grad:
                 x = cp.checkpoint(blk, x, hw, use_reentrant=False)
             else:
                 x = blk(x, hw)
-            if i == self.num_layers - 1 and self.norm is not None:
-                x = self.norm(x)
-            if i in self.out_indices:
-                outs.append(self._format(x, grid))
-        return tuple(outs)
+        return x
+
+    def forward_features(self, x: torch.Tensor,
+                         mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Tokens (B, extra + N, C) after the last block and the final norm (if any), as
+        timm's ``forward_features``; independent of ``out_indices`` / ``out_type``."""
+        x, grid = self.embed(x, mask)
+        x = self.forward_blocks(x, grid)
+        return x if self.norm is None else self.norm(x)
+
+    def forward_intermediates(self, x: torch.Tensor,
+                              indices: Optional[Union[int, Sequence[int]]] = None,
+                              mask: Optional[torch.Tensor] = None, norm: bool = False,
+                              output_fmt: Optional[str] = None) -> List[torch.Tensor]:
+        """Outputs of several blocks in one pass (timm's ``forward_intermediates``).
+
+        ``indices``: block indices (negative count from the end), an int ``n`` = the last
+        ``n`` blocks (timm), None = ``out_indices``; out of range is an error. ``norm``:
+        apply the final norm to each output. ``output_fmt``: one of ``OUT_TYPES`` (default
+        ``out_type``). Blocks after the last index are not run.
+        """
+        if indices is None:
+            indices = self.out_indices
+        elif isinstance(indices, int):
+            if not 0 < indices <= self.num_layers:
+                raise IndexError(f'indices={indices}: asks for the last {indices} of '
+                                 f'{self.num_layers} blocks')
+            indices = list(range(self.num_layers - indices, self.num_layers))
+        else:
+            indices = _block_indices(indices, self.num_layers, 'indices')
+        if norm and self.norm is None:
+            raise ValueError('norm=True needs the final norm (final_norm=True)')
+        tokens, grid = self.embed(x, mask)
+        return self._collect(tokens, grid, indices, lambda i: norm, output_fmt or self.out_type)
+
+    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> tuple:
+        """One output per ``out_indices`` block in the ``out_type`` format; the final norm
+        applies to the last block's output only. ``mask``: see :meth:`embed`."""
+        tokens, grid = self.embed(x, mask)
+        last = self.num_layers - 1
+        return tuple(self._collect(tokens, grid, self.out_indices,
+                                   lambda i: i == last and self.norm is not None,
+                                   self.out_type))
+
+    def _collect(self, x, grid, indices, use_norm, fmt) -> List[torch.Tensor]:
+        outs, start = [], 0
+        for i in indices:
+            x = self.forward_blocks(x, grid, start, i + 1)
+            start = i + 1
+            outs.append(self.format_output(self.norm(x) if use_norm(i) else x, grid, fmt))
+        return outs
 
     def check_rel_pos_bias_grid(self, grid: Sequence[int]) -> None:
         """The BEiT tables cover the ``img_size`` patch grid only (clear error otherwise)."""
@@ -700,16 +771,36 @@ class EVAViT(BaseModule):
             raise ValueError(f'use_rel_pos_bias: the bias tables are for the {self.grid_size} '
                              f'patch grid of img_size {self.img_size}, the input gives {tuple(grid)}')
 
-    def _format(self, x: torch.Tensor, grid: Tuple[int, ...]) -> torch.Tensor:
-        if self.out_type == 'raw':
+    def format_output(self, x: torch.Tensor, grid: Sequence[int],
+                      fmt: Optional[str] = None) -> torch.Tensor:
+        """Tokens (B, extra + N, C) -> ``fmt`` (an ``OUT_TYPES`` entry; default ``out_type``)."""
+        fmt = fmt or self.out_type
+        if fmt == 'raw':
             return x
-        if self.out_type == 'cls_token':
+        if fmt not in OUT_TYPES:
+            raise ValueError(f'output format must be one of {OUT_TYPES}, got {fmt!r}')
+        if fmt == 'cls_token':
+            if self.cls_token is None:
+                raise ValueError('output format "cls_token" needs with_cls_token=True')
             return x[:, 0]
         patches = x[:, self.num_extra_tokens:]
-        if self.out_type == 'avg_featmap':
+        if fmt == 'avg_featmap':
+            if self.fc_norm is None:
+                raise ValueError('output format "avg_featmap" needs the fc_norm of '
+                                 'out_type="avg_featmap"')
             return self.fc_norm(patches.mean(dim=1))
         b, _, c = patches.shape
         return patches.transpose(1, 2).reshape(b, c, *grid)
+
+
+def _block_indices(indices: Sequence[int], num_layers: int, name: str) -> List[int]:
+    """Sorted block indices (negative count from the end); out of range is an error
+    (``out_indices=40`` on 40 blocks is not block 0)."""
+    for i in indices:
+        if not -num_layers <= i < num_layers:
+            raise IndexError(f'EVAViT {name}: block {i} is out of range for {num_layers} blocks '
+                             f'(valid: {-num_layers}..{num_layers - 1})')
+    return sorted(i % num_layers for i in indices)
 
 
 def _pair(v) -> Tuple[int, int]:

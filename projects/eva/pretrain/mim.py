@@ -88,7 +88,8 @@ class EVAMIM(BaseSelfSupervisor):
         mask = torch.stack([ds.mask for ds in data_samples]).flatten(1).bool().to(img.device)
         with torch.no_grad():
             target = self.teacher(img)
-        tokens = self.backbone(img, mask)[0]
+        # final block + final norm, whatever out_indices / out_type the config sets
+        tokens = self.backbone.forward_features(img, mask)
         patch_tokens = tokens[:, self.backbone.num_extra_tokens:]
         return dict(loss=self.head.loss(patch_tokens, target, mask))
 
