@@ -419,10 +419,7 @@ def test_tta_keeps_the_models_data_preprocessor(tmp_path):
     """``--tta``: mmengine's BaseTTAModel replaces the module's data preprocessor with its own,
     which the Runner fills from the config's top-level ``data_preprocessor`` (1280 padding in
     the demo's base): every 128 px view was padded to 1280 and TTA took minutes per batch."""
-    from types import SimpleNamespace
-    from projects.eva.runner import build_runner_from_args
-    args = SimpleNamespace(config=DEMO_CFG, work_dir=str(tmp_path), cfg_options={},
-                           launcher='none', amp=False, checkpoint=None, tta=True, out=None)
-    runner = build_runner_from_args(args, mode='test')
+    from projects.eva.runner import build_runner
+    runner = build_runner(DEMO_CFG, str(tmp_path), mode='test', tta=True)
     assert type(runner.model).__name__ == 'EVADetTTAModel'
     assert runner.model.module.data_preprocessor.test_pad_size == (128, 128)
