@@ -1,9 +1,9 @@
-"""Helpers shared by the demo stages (``projects/eva/<task>/demo.py``, run by tools/demo.py)."""
+"""Helpers shared by the demo stages (``projects/eva/demo/<stage>.py``, run by tools/demo.py)."""
 import json
 import os
 import os.path as osp
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 
 def config_path(name: str) -> str:
@@ -38,6 +38,6 @@ def plot_curve(steps, values, path, title, ylabel='loss'):
 def build_runner(config: str, work_dir: str, options: dict = None, mode: str = 'train',
                  checkpoint: str = None):
     """The same Runner that tools/train.py and tools/test.py build."""
-    from .runner import build_runner as _build
+    from ..runner import build_runner as _build
     return _build(config, work_dir, cfg_options=options, mode=mode, pin_memory=False,
                   checkpoint=checkpoint)
