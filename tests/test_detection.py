@@ -350,9 +350,9 @@ def test_demo_detector_learns_to_detect_and_classify(tmp_path, one_thread):
     find and name the held-out shapes. Guards the failure where the box classifiers stayed at
     the background prior while the losses still fell (the pyramid's LayerNorm from random
     init: bbox mAP 0.007 at this budget; 0.39 without it, measured)."""
-    from projects.eva.datasets.synthetic_detection import make_coco_instances
-    from projects.eva.demo_utils import build_runner, read_scalars
-    from projects.eva.detection.demo import DATA, _options
+    from projects.eva.demo.synthetic_detection import make_coco_instances
+    from projects.eva.demo.utils import build_runner, read_scalars
+    from projects.eva.demo.detection import DATA, _options
     root = str(tmp_path / 'data')
     shapes = dict(size=DATA['size'], max_shapes=DATA['max_shapes'], radius=DATA['radius'])
     make_coco_instances(root, 'train', num=400, seed=0, **shapes)

@@ -258,7 +258,7 @@ def test_coco_file_without_images_is_an_error(tmp_path):
 
 @pytest.fixture(scope='module')
 def videos(tmp_path_factory):
-    from projects.eva.datasets.synthetic_video import make_moving_shapes
+    from projects.eva.demo.synthetic_video import make_moving_shapes
     root = str(tmp_path_factory.mktemp('videos'))
     ann = make_moving_shapes(root, {'train': 1}, size=32, frames=8)['train']
     return root, ann
@@ -415,9 +415,9 @@ def test_iteration_based_resume_repeats_the_uninterrupted_losses(tmp_path, one_t
     """Detection (iteration-based loop, InfiniteSampler, drop path, RPN/RoI random sampling):
     12 iterations straight vs 6 + ``--resume`` from iter_6 give the same losses bit for bit.
     Without TorchRNGStateHook (added by tools/train.py) they differed by up to 5e-3."""
-    from projects.eva.datasets.synthetic_detection import make_coco_instances
-    from projects.eva.demo_utils import config_path, read_scalars
-    from projects.eva.detection.demo import _options
+    from projects.eva.demo.synthetic_detection import make_coco_instances
+    from projects.eva.demo.utils import config_path, read_scalars
+    from projects.eva.demo.detection import _options
     from projects.eva.runner import build_runner_from_args
     root = str(tmp_path / 'data')
     make_coco_instances(root, 'train', num=48, seed=0, max_shapes=3, radius=(0.12, 0.25))

@@ -8,7 +8,7 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-from projects.eva.datasets.synthetic import make_unlabeled_images
+from projects.eva.demo.synthetic import make_unlabeled_images
 from projects.eva.runner import build_runner_from_args
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
