@@ -13,7 +13,7 @@ import torch
 from mmengine.config import Config
 from PIL import Image
 
-from projects.eva.datasets.synthetic import make_unlabeled_images
+from projects.eva.demo.synthetic import make_unlabeled_images
 from projects.eva.models import EVAViT
 from projects.eva.runner import check_top_level_keys
 

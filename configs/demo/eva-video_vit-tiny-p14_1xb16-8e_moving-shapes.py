@@ -2,7 +2,7 @@
 # A tiny EVAViT (2 blocks, 96 wide) in the real video layout -- 8 frames through the shared
 # patch embedding, joint space-time attention over 1 + 8 x 4 x 4 tokens, mean pooling +
 # fc_norm + EVAVideoHead -- trained from scratch on generated clips of a shape moving left /
-# right / up / down (projects/eva/datasets/synthetic_video.py; no single frame tells them
+# right / up / down (projects/eva/demo/synthetic_video.py; no single frame tells them
 # apart). No horizontal flip: it would swap left and right. Real recipes: configs/video/.
 # From scratch, unlike EVA-01 (which starts from MIM weights), two settings differ:
 # * init_std 0.2: EVA-01's 0.02 suits 1408-wide layers; truncated at +-1 sigma, 0.2 gives
