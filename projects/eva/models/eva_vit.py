@@ -572,6 +572,8 @@ class EVAViT(BaseModule):
         init_type: ``eva01`` (trunc-normal +-1 sigma, ``fix_init_weight``) or ``eva02``
             (xavier-normal linears, xavier-uniform patch kernel, sub-LN rescale by
             sqrt(ln(2 depth))). Default: ``eva02`` for RoPE/SwiGLU archs, else ``eva01``.
+        patch_embed_grad_scale: gradient multiplier of the patch embedding, forward unchanged
+            (EVA-02 MIM ``stop_grad_conv1``: 0.1; freezing is ``freeze_patch_embed``).
     """
 
     def __init__(self,
@@ -602,6 +604,7 @@ class EVAViT(BaseModule):
                  init_std: Optional[float] = None,
                  rope_ref_size: Union[int, Sequence[int]] = 16,
                  init_type: Optional[str] = None,
+                 patch_embed_grad_scale: float = 1.,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         arch = parse_arch(arch)
@@ -642,6 +645,7 @@ class EVAViT(BaseModule):
                              'det config passes use_rel_pos=True but never uses it): set '
                              'use_rel_pos=False')
         self.with_cp = with_cp
+        self.patch_embed_grad_scale = patch_embed_grad_scale
         self.freeze_patch_embed = freeze_patch_embed
         self.frozen_stages = frozen_stages
 
@@ -868,6 +872,9 @@ class EVAViT(BaseModule):
         """
         b = x.shape[0]
         x, grid = self.patch_embed(x)
+        if self.patch_embed_grad_scale != 1.:  # same value, gradient x scale
+            s = self.patch_embed_grad_scale
+            x = x.detach() * (1. - s) + x * s
         if mask is not None:
             if self.mask_token is None:
                 raise ValueError('a mask was given but the backbone has no mask token '
