@@ -82,7 +82,7 @@ dataset = dict(type='BaseSegDataset', data_root=data_root,
                img_suffix='.jpg', seg_map_suffix='.png', reduce_zero_label=False)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=False),
+    dict(type='CheckedLoadAnnotations', reduce_zero_label=False),
     dict(type='RandomResize', scale=(512, 128), ratio_range=(0.5, 2.0), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),
@@ -92,7 +92,7 @@ train_pipeline = [
 eval_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(512, 128), keep_ratio=True),
-    dict(type='LoadAnnotations', reduce_zero_label=False),
+    dict(type='CheckedLoadAnnotations', reduce_zero_label=False),
     dict(type='PackSegInputs'),
 ]
 # tools/test.py CONFIG CKPT --tta: 3 scales x flip, logits averaged (mmseg's SegTTAModel)
@@ -103,7 +103,7 @@ tta_pipeline = [
          for r in (0.75, 1.0, 1.25)],
         [dict(type='RandomFlip', prob=0., direction='horizontal'),
          dict(type='RandomFlip', prob=1., direction='horizontal')],
-        [dict(type='LoadAnnotations', reduce_zero_label=False)],
+        [dict(type='CheckedLoadAnnotations', reduce_zero_label=False)],
         [dict(type='PackSegInputs')]]),
 ]
 train_dataloader = dict(

@@ -29,25 +29,25 @@ model = dict(
 
 train_pipeline = [  # random frame per segment; no flip (it swaps left and right) and, to
     # converge in minutes, none of EVA-01's colour augmentations (the real configs have them)
-    dict(type='DecordInit'),
+    dict(type='CheckedDecordInit'),
     dict(type='UniformSample', clip_len=num_frames),
-    dict(type='DecordDecode'),
+    dict(type='CheckedDecordDecode'),
     dict(type='CenterCrop', crop_size=56),
     dict(type='FormatShape', input_format='NCTHW'),
     dict(type='PackActionInputs'),
 ]
 val_pipeline = [
-    dict(type='DecordInit'),
+    dict(type='CheckedDecordInit'),
     dict(type='UniformSample', clip_len=num_frames, num_clips=1, test_mode=True),
-    dict(type='DecordDecode'),
+    dict(type='CheckedDecordDecode'),
     dict(type='CenterCrop', crop_size=56),
     dict(type='FormatShape', input_format='NCTHW'),
     dict(type='PackActionInputs'),
 ]
 test_pipeline = [  # the multi-view test of the real configs, scaled: 8 frames x 3 crops x 2 clips
-    dict(type='DecordInit'),
+    dict(type='CheckedDecordInit'),
     dict(type='UniformSample', clip_len=num_frames, num_clips=2, test_mode=True),
-    dict(type='DecordDecode'),
+    dict(type='CheckedDecordDecode'),
     dict(type='Resize', scale=(-1, 56)),
     dict(type='ThreeCrop', crop_size=56),
     dict(type='FormatShape', input_format='NCTHW'),
@@ -58,17 +58,17 @@ train_dataloader = dict(
     # augmentations seeded by (seed, epoch, sample): --resume sees the same data
     sampler=dict(type='EpochSeededSampler', shuffle=True),
     dataset=dict(type='EpochSeededDataset', seed=0, dataset=dict(
-        type='VideoDataset', ann_file=data_root + '/train_list_videos.txt',
+        type='CheckedVideoDataset', ann_file=data_root + '/train_list_videos.txt',
         data_prefix=dict(video=data_root), pipeline=train_pipeline)))
 val_dataloader = dict(
     batch_size=16, num_workers=2, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='VideoDataset', ann_file=data_root + '/val_list_videos.txt',
+    dataset=dict(type='CheckedVideoDataset', ann_file=data_root + '/val_list_videos.txt',
                  data_prefix=dict(video=data_root), pipeline=val_pipeline, test_mode=True))
 test_dataloader = dict(
     batch_size=8, num_workers=2, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='VideoDataset', ann_file=data_root + '/val_list_videos.txt',
+    dataset=dict(type='CheckedVideoDataset', ann_file=data_root + '/val_list_videos.txt',
                  data_prefix=dict(video=data_root), pipeline=test_pipeline, test_mode=True))
 val_evaluator = dict(type='AccMetric')
 test_evaluator = val_evaluator

@@ -8,7 +8,7 @@ data_root = 'data/coco_stuff164k'  # mmseg layout: images/{train,val}2017, annot
 crop_size = (896, 896)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='CheckedLoadAnnotations'),
     dict(type='RandomResize', scale=(3584, 896), ratio_range=(0.5, 2.0), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),
@@ -19,7 +19,7 @@ eval_pipeline = [  # short side 896, then a multiple of 32; sliding window in th
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(3584, 896), keep_ratio=True),
     dict(type='ResizeToMultiple', size_divisor=32),
-    dict(type='LoadAnnotations'),
+    dict(type='CheckedLoadAnnotations'),
     dict(type='PackSegInputs'),
 ]
 # --tta: EVA-01's multi-scale + flip test (scales 512..1280 over 896)
@@ -32,7 +32,7 @@ tta_pipeline = [
         [dict(type='ResizeToMultiple', size_divisor=32)],
         [dict(type='RandomFlip', prob=0., direction='horizontal'),
          dict(type='RandomFlip', prob=1., direction='horizontal')],
-        [dict(type='LoadAnnotations')],
+        [dict(type='CheckedLoadAnnotations')],
         [dict(type='PackSegInputs')]]),
 ]
 tta_model = dict(type='SegTTAModel')

@@ -24,9 +24,9 @@ model = dict(
         probs=[0.5, 0.5])))
 
 train_pipeline = [
-    dict(type='DecordInit'),
+    dict(type='CheckedDecordInit'),
     dict(type='UniformSample', clip_len=num_frames),  # TSN: one random frame per segment
-    dict(type='DecordDecode'),
+    dict(type='CheckedDecordDecode'),
     dict(type='Resize', scale=(-1, 256)),
     dict(type='MultiScaleCrop', input_size=224, scales=(1, 0.875, 0.75, 0.66),
          random_crop=False, max_wh_scale_gap=1),
@@ -39,18 +39,18 @@ train_pipeline = [
     dict(type='PackActionInputs'),
 ]
 val_pipeline = [  # single view during training, as EVA-01 (short side 256, centre 224)
-    dict(type='DecordInit'),
+    dict(type='CheckedDecordInit'),
     dict(type='UniformSample', clip_len=num_frames, num_clips=1, test_mode=True),
-    dict(type='DecordDecode'),
+    dict(type='CheckedDecordDecode'),
     dict(type='Resize', scale=(-1, 256)),
     dict(type='CenterCrop', crop_size=224),
     dict(type='FormatShape', input_format='NCTHW'),
     dict(type='PackActionInputs'),
 ]
 test_pipeline = [  # num_frames x 3 crops x 4 clips (EVA-01 multi-view test)
-    dict(type='DecordInit'),
+    dict(type='CheckedDecordInit'),
     dict(type='UniformSample', clip_len=num_frames, num_clips=4, test_mode=True),
-    dict(type='DecordDecode'),
+    dict(type='CheckedDecordDecode'),
     dict(type='Resize', scale=(-1, 224)),
     dict(type='ThreeCrop', crop_size=224),
     dict(type='FormatShape', input_format='NCTHW'),
@@ -60,20 +60,20 @@ test_pipeline = [  # num_frames x 3 crops x 4 clips (EVA-01 multi-view test)
 train_dataloader = dict(
     batch_size=2, num_workers=8, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True), drop_last=True,
-    dataset=dict(type='VideoDataset',
+    dataset=dict(type='CheckedVideoDataset',
                  ann_file='data/kinetics722/kinetics722_train_list_videos.txt',
                  data_prefix=dict(video='data/'), pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=4, num_workers=8, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='VideoDataset',
+    dataset=dict(type='CheckedVideoDataset',
                  ann_file='data/kinetics722/kinetics722_val_list_videos.txt',
                  data_prefix=dict(video='data/'), pipeline=val_pipeline,
                  test_mode=True))
 test_dataloader = dict(
     batch_size=1, num_workers=8, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='VideoDataset',
+    dataset=dict(type='CheckedVideoDataset',
                  ann_file='data/kinetics722/kinetics722_val_list_videos.txt',
                  data_prefix=dict(video='data/'), pipeline=test_pipeline,
                  test_mode=True))
