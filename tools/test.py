@@ -10,7 +10,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import projects.eva  # noqa: E402,F401
-from projects.eva.runner import build_runner_from_args, finish_distributed  # noqa: E402
+from projects.eva.runner import build_runner, finish_distributed  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -34,7 +34,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    runner = build_runner_from_args(args, mode='test')
+    runner = build_runner(
+        args.config, work_dir=args.work_dir, amp=args.amp, cfg_options=args.cfg_options,
+        mode='test', launcher=args.launcher, checkpoint=args.checkpoint, tta=args.tta,
+        out=args.out)
     runner.test()
     finish_distributed()
 

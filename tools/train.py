@@ -16,7 +16,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import projects.eva  # noqa: E402,F401  (stack fixes: torch.load for --resume, mmaction shim)
 from mmengine.config import DictAction  # noqa: E402
 
-from projects.eva.runner import build_runner_from_args, finish_distributed  # noqa: E402
+from projects.eva.runner import build_runner, finish_distributed  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -45,7 +45,11 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    runner = build_runner_from_args(args, mode='train')
+    runner = build_runner(
+        args.config, work_dir=args.work_dir, resume=args.resume, amp=args.amp,
+        cfg_options=args.cfg_options, launcher=args.launcher, no_validate=args.no_validate,
+        auto_scale_lr=args.auto_scale_lr, pin_memory=not args.no_pin_memory,
+        persistent_workers=not args.no_persistent_workers)
     runner.train()
     finish_distributed()
 
