@@ -1,7 +1,7 @@
 # EVA-01 COCO-Stuff-164K (171 classes): ViT-Adapter + Mask2Former, 896 crop, 60k iters,
 # batch 32 (32 GPUs x 1), AdamW lr 1.5e-5, layer decay 0.95, warmup 1500 + poly.
 # Paper / official: 53.4 mIoU single-scale (eva_sem_seg_mask2former_cocostuff_53p4.pth).
-_base_ = ['mmseg::_base_/default_runtime.py', './_eva-mask2former_vit-g-adapter-p16-896_model.py']
+_base_ = ['mmseg::_base_/default_runtime.py', './_base_/eva-mask2former_vit-g-adapter-p16-896.py']
 
 dataset_type = 'COCOStuffDataset'
 data_root = 'data/coco_stuff164k'  # mmseg layout: images/{train,val}2017, annotations/*_labelTrainIds.png
