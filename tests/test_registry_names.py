@@ -51,7 +51,7 @@ bad = changed(upstream, root)
 
 # 3. every task package: what configs import
 for sub in ('models', 'engine', 'pretrain', 'classification', 'detection', 'segmentation',
-            'video', 'clip', 'converters'):
+            'video', 'clip', 'converters', 'apis'):
     importlib.import_module('projects.eva.' + sub)
 bad += changed(root, snapshot())
 print('\n'.join(bad) if bad else 'OK')
