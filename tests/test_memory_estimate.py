@@ -17,6 +17,7 @@ DET = osp.join(DEMO, 'eva-det_vit-tiny-p16_cascade-mask-rcnn_shapes-128.py')
 VIDEO = osp.join(DEMO, 'eva-video_vit-tiny-p14_1xb16-8e_moving-shapes.py')
 SEG = osp.join(DEMO, 'eva-mask2former_vit-tiny-adapter-p16_1xb8-160it_shapes-seg-128.py')
 GIANT_MIM = osp.join(ROOT, 'configs/pretrain/eva-mim_vit-g-p14_128xb32-150e_merged30m.py')
+LOWMEM_MIM = GIANT_MIM.replace('.py', '_ckpt.py')
 
 
 def load_tool(name):
@@ -114,9 +115,18 @@ def test_tool_prints_rows(capsys):
     main = load_tool('estimate_memory').main
     rows = main([DET, '--mode', 'test', '--batch', '1'])
     assert rows[0]['mode'] == 'test' and rows[0]['grads'] == 0
-    rows = main([GIANT_MIM, '--batch', '2', '--strategies', 'zero1', '--gpus', '128',
+    rows = main([CLS, '--batch', '2', '--strategies', 'zero1', 'ddp', '--gpus', '8',
                  '--with-cp', 'both'])
+    assert [(r['strategy'], r['with_cp']) for r in rows] == [
+        ('zero1', False), ('zero1', True), ('ddp', False), ('ddp', True)]
+    # the README's low-memory MIM variant: the base recipe (39.5 GiB at batch 32, over a
+    # 40 GB card with the CUDA context) with checkpointing fits 24 GB
+    base, low = Config.fromfile(GIANT_MIM), Config.fromfile(LOWMEM_MIM)
+    assert not base.model.backbone.with_cp and low.model.backbone.with_cp
+    low.model.backbone.with_cp = False
+    assert low.to_dict() == base.to_dict()
+    rows = main([LOWMEM_MIM])
     out = capsys.readouterr().out
-    assert [r['with_cp'] for r in rows] == [False, True]
+    assert rows[0]['with_cp'] and rows[0]['batch'] == 32 and rows[0]['tier'] == 24
     assert rows[0]['trainable'] == 1_012_229_632  # = n_parameters in EVA-01's MIM log
-    assert '| eva-mim_vit-g-p14_128xb32-150e_merged30m | mim | train |' in out
+    assert '| eva-mim_vit-g-p14_128xb32-150e_merged30m_ckpt | mim | train |' in out
