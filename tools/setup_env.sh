@@ -40,6 +40,8 @@ $PIP install -q --no-deps "$WHEEL"
 # mmcv's own runtime deps (not installed with --no-deps)
 $PIP install -q addict packaging Pillow pyyaml yapf opencv-python-headless numpy
 $PIP install -q -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/tests.txt"
+# DeepSpeed builds from an sdist that imports torch: against the installed torch, no ops
+DS_BUILD_OPS=0 $PIP install -q --no-build-isolation -r "$ROOT/requirements/distributed.txt"
 $PIP install -q --no-deps --no-build-isolation -e "$ROOT"
 "$VENV/bin/python" -c "import mmcv.ops, mmdet, mmseg, mmpretrain, projects.eva; import mmaction.models" 
 echo "$REQ_HASH" > "$STAMP"

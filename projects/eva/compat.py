@@ -12,7 +12,12 @@
   ``mmaction.models`` imports: a placeholder module stands in for that one model.
 * ``lvis`` 0.5.3 uses ``np.float`` (gone in numpy >= 1.24): :func:`patch_lvis_numpy2`.
 * mmengine's pytorch launcher calls ``torch.cuda.set_device`` even for gloo: on a machine
-  without CUDA, ``tools/dist_train.sh`` would fail before training (CPU scale-out tests).
+  without CUDA, ``tools/dist_train.sh`` would fail before training (CPU scale-out tests);
+  the same for DeepSpeed's ``init_backend='deepspeed'`` (``DS_ACCELERATOR=cpu`` runs).
+* ``mmengine._strategy.deepspeed`` runs ``import deepspeed`` when ``mmengine.runner`` is
+  imported (~4 s per process, every tool and test, also without a DeepSpeed config):
+  :func:`_defer_deepspeed_import` imports it when a ``DeepSpeedStrategy`` is built (and on
+  CPU skips the JIT build of an inference-only op: :func:`_skip_deepspeed_cpu_inference_op`).
 """
 import sys
 import types
@@ -153,12 +158,60 @@ def _cpu_dist_init():
     original = utils._init_dist_pytorch
 
     def init(backend='nccl', init_backend='torch', **kwargs):
-        if torch.cuda.is_available() or init_backend != 'torch':
+        if torch.cuda.is_available() or init_backend not in ('torch', 'deepspeed'):
             return original(backend, init_backend=init_backend, **kwargs)
-        torch.distributed.init_process_group(backend=backend, **kwargs)  # CPU: no set_device
+        if init_backend == 'deepspeed':  # CPU: no set_device
+            import deepspeed
+            deepspeed.init_distributed(dist_backend=backend, **kwargs)
+        else:
+            torch.distributed.init_process_group(backend=backend, **kwargs)
 
     init._eva_cpu = True
     utils._init_dist_pytorch = init
+
+
+def _defer_deepspeed_import():
+    """Import ``mmengine._strategy`` with ``deepspeed`` hidden, and give its module the real
+    ``deepspeed`` when a ``DeepSpeedStrategy`` is constructed (its ``__init__`` asserts the
+    module-level name and ``_wrap_model``/checkpointing use it)."""
+    import importlib
+    import importlib.util
+    if 'mmengine._strategy' in sys.modules:  # already imported (with deepspeed, if present)
+        module = sys.modules.get('mmengine._strategy.deepspeed')
+    else:
+        if importlib.util.find_spec('deepspeed') is None:
+            return
+        hidden = sys.modules.get('deepspeed', False)
+        sys.modules['deepspeed'] = None  # `import deepspeed` raises ImportError
+        try:
+            module = importlib.import_module('mmengine._strategy.deepspeed')
+        finally:
+            if hidden is False:
+                sys.modules.pop('deepspeed', None)
+            else:
+                sys.modules['deepspeed'] = hidden
+    if module is None or getattr(module.DeepSpeedStrategy.__init__, '_eva_lazy', False):
+        return
+    original = module.DeepSpeedStrategy.__init__
+
+    def __init__(self, *args, **kwargs):
+        if module.deepspeed is None and importlib.util.find_spec('deepspeed') is not None:
+            module.deepspeed = importlib.import_module('deepspeed')
+            _skip_deepspeed_cpu_inference_op(module.deepspeed)
+        original(self, *args, **kwargs)
+
+    __init__._eva_lazy = True
+    module.DeepSpeedStrategy.__init__ = __init__
+
+
+def _skip_deepspeed_cpu_inference_op(deepspeed):
+    """DeepSpeed's CPU backend JIT-compiles its shared-memory all-reduce op when the process
+    group starts (5.5 min measured on this loaded 2-core machine, on every fresh cache).
+    Only ``inference_all_reduce`` (DeepSpeed-Inference tensor parallelism) uses it; ZeRO
+    training all-reduces through torch.distributed, so training runs skip the build."""
+    from deepspeed.accelerator import get_accelerator
+    if get_accelerator().device_name() == 'cpu':
+        deepspeed.ops.__compatible_ops__['deepspeed_shm_comm'] = False
 
 
 def patch_lvis_numpy2():
@@ -168,6 +221,7 @@ def patch_lvis_numpy2():
 
 
 def apply():
+    _defer_deepspeed_import()  # first: before anything imports mmengine.runner
     _allow_mmengine_checkpoints()
     _history_buffer_without_functions()
     _resume_with_full_unpickling_fallback()
