@@ -15,6 +15,8 @@ custom_imports = dict(imports=['projects.eva.video', 'projects.eva.engine'],
 
 data_root = 'data/demo/video'
 num_frames = 8
+# label order of projects/eva/demo/synthetic_video.py; names for tools/inference.py
+metainfo = dict(classes=('left', 'right', 'up', 'down'))
 model = dict(
     type='Recognizer3D',
     backbone=dict(
@@ -59,17 +61,17 @@ train_dataloader = dict(
     sampler=dict(type='EpochSeededSampler', shuffle=True),
     dataset=dict(type='EpochSeededDataset', seed=0, dataset=dict(
         type='VideoDataset', ann_file=data_root + '/train_list_videos.txt',
-        data_prefix=dict(video=data_root), pipeline=train_pipeline)))
+        data_prefix=dict(video=data_root), metainfo=metainfo, pipeline=train_pipeline)))
 val_dataloader = dict(
     batch_size=16, num_workers=2, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(type='VideoDataset', ann_file=data_root + '/val_list_videos.txt',
-                 data_prefix=dict(video=data_root), pipeline=val_pipeline, test_mode=True))
+                 data_prefix=dict(video=data_root), metainfo=metainfo, pipeline=val_pipeline, test_mode=True))
 test_dataloader = dict(
     batch_size=8, num_workers=2, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(type='VideoDataset', ann_file=data_root + '/val_list_videos.txt',
-                 data_prefix=dict(video=data_root), pipeline=test_pipeline, test_mode=True))
+                 data_prefix=dict(video=data_root), metainfo=metainfo, pipeline=test_pipeline, test_mode=True))
 val_evaluator = dict(type='AccMetric')
 test_evaluator = val_evaluator
 
