@@ -7,7 +7,7 @@
   resumed with ``--resume``, and continues on the uninterrupted DDP run's losses.
 * The classification fine-tune keeps its layer-decay lrs under DeepSpeed.
 
-All launches of one phase run concurrently (2 cores): one module fixture, few processes.
+The trainings (``slow``) share one module fixture; the launches of a phase run concurrently.
 """
 import json
 import os
@@ -18,8 +18,6 @@ import sys
 import pytest
 
 from projects.eva.demo.synthetic import make_digits_folders, make_unlabeled_images
-
-pytestmark = pytest.mark.slow
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(ROOT, 'configs/demo')
@@ -139,6 +137,7 @@ def _ok(runs, phase, name):
     return log
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_process_loss(runs):
     _ok(runs, 'first', 'single')
     log = _ok(runs, 'first', 'ddp')
@@ -161,6 +160,7 @@ def test_two_processes_match_one_process_loss(runs):
     assert moved > 1e-1  # and training moved the loss (not a frozen model)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('engine', ['ds', 'fsdp'])
 def test_sharded_engine_matches_ddp_and_resumes_after_kill(runs, engine):
     """20 iterations at equal global batch, fp32: ZeRO-1 / FSDP2 (with activation
@@ -204,6 +204,7 @@ def test_sharded_engine_matches_ddp_and_resumes_after_kill(runs, engine):
             torch.testing.assert_close(got['state_dict'][key], value, atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 def test_deepspeed_keeps_layer_decay_lrs(runs):
     """EVALayerDecayOptimWrapperConstructor's per-parameter groups survive
     ``deepspeed.initialize``: the ZeRO optimizer steps each group with lr x 0.75**depth."""
