@@ -264,17 +264,3 @@ def test_flexible_runner_variants_of_the_giant_recipe(variant, strategy, tmp_pat
         assert demo.strategy == section.strategy
     assert type(s).__name__ == strategy
 
-
-def test_deepspeed_is_imported_only_for_a_deepspeed_strategy():
-    """``import deepspeed`` costs seconds; mmengine.runner imports it eagerly
-    (mmengine/_strategy/deepspeed.py). With projects.eva it comes only with the strategy."""
-    pytest.importorskip('deepspeed')
-    code = ('import sys, projects.eva, mmengine.runner\n'
-            'from mmengine.registry import STRATEGIES\n'
-            'assert "deepspeed" not in sys.modules, "imported eagerly"\n'
-            'STRATEGIES.build(dict(type="DeepSpeedStrategy", work_dir=sys.argv[1]))\n'
-            'assert "deepspeed" in sys.modules\n')
-    env = dict(os.environ, PYTHONPATH=ROOT, DS_ACCELERATOR='cpu', OMP_NUM_THREADS='1')
-    import tempfile
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, '-c', code, tmp], env=env, check=True, cwd=ROOT)
