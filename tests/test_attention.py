@@ -62,7 +62,7 @@ def test_kernels_equal_dense_forward_and_grads(rel, tab, methods, dtype, tol):
     inputs = _inputs(2, 3, *size, 8, dtype)
     ref, gref = _run('dense', *inputs, size, rel, tab)
     for method in methods:
-        kw = dict(chunk_bytes=2 * 3 * 35 * 8 * 3) if method == 'chunk' else {}
+        kw = dict(chunk_bytes=1, min_rows=3) if method == 'chunk' else {}
         out, grads = _run(method, *inputs, size, rel, tab, **kw)
         torch.testing.assert_close(out, ref, atol=tol, rtol=tol)
         for g, gr in zip(grads, gref):
@@ -78,7 +78,7 @@ def test_chunk_never_builds_an_n_by_n_tensor():
     inputs = _inputs(b, heads, *size, 8, torch.float32)
     budget = 8 * b * heads * n * 4  # 8 query rows per block
     with Recorder() as rec:
-        _run('chunk', *inputs, size, True, True, chunk_bytes=budget)
+        _run('chunk', *inputs, size, True, True, chunk_bytes=budget, min_rows=1)
     # largest: the (B, heads, N, h) rel-pos factor, 12 x B x heads x N; a block is 8 rows
     assert rec.largest <= 12 * b * heads * n
     with Recorder() as rec:
