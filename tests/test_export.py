@@ -166,3 +166,11 @@ def test_unsupported_part_and_kind():
     model = deployment.load_model(cfg, None, opts)
     with pytest.raises(ValueError, match='--part'):
         deployment.model_kind(model, 'text')
+
+
+def test_vit_adapter_refuses_with_the_reason():
+    seg = osp.join(DEMO, 'eva-mask2former_vit-tiny-adapter-p16_1xb8-160it_shapes-seg-128.py')
+    model = deployment.load_model(seg, None)
+    assert deployment.model_kind(model) == 'seg-backbone'
+    with pytest.raises(NotImplementedError, match='deformable attention'):
+        deployment.export(model, '/nonexistent/x.onnx', 'seg-backbone')

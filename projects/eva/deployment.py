@@ -241,6 +241,18 @@ def metadata(model, kind: str, config: str, shape, dynamic_batch: bool,
     return meta
 
 
+def _export_attention():
+    """Biased attention as the plain materialised mask (``dense``, the reference path) while
+    tracing: the memory-saving ``fold`` path builds one-hot position codes with ``idx % w``
+    on a symbolic ``w``, which onnxscript cannot translate; inference numbers are the same."""
+    try:
+        from .models.attention import attention_method
+    except ImportError:  # an EVAViT without the pluggable attention kernels
+        import contextlib
+        return contextlib.nullcontext()
+    return attention_method('dense')
+
+
 def export(model: nn.Module, out: str, kind: str, shape: Optional[Sequence[int]] = None,
            dynamic_batch: bool = False, dynamic_hw: Optional[bool] = None,
            opset: int = 18, config: str = '') -> dict:
@@ -252,6 +264,13 @@ def export(model: nn.Module, out: str, kind: str, shape: Optional[Sequence[int]]
         dynamic_hw = kind in ('det-backbone', 'seg-backbone')
     if kind == 'clip-text' and dynamic_hw:
         raise ValueError('--dynamic-hw is for image inputs; text has a fixed context length')
+    if kind == 'seg-backbone' and type(model.backbone).__name__ == 'EVAAdapter':
+        raise NotImplementedError(
+            'the ViT-Adapter backbone does not export: its multi-scale deformable attention '
+            '(projects/eva/segmentation/ms_deform_attn.py and mmcv\'s '
+            'multi_scale_deformable_attn_pytorch) reads the level sizes from the '
+            '`spatial_shapes` tensor (.item(), split sizes), which torch.export cannot trace '
+            '(GuardOnDataDependentSymNode); see docs/deployment.md')
     shape = tuple(shape) if shape else default_shape(model, kind)
     if kind != 'clip-text':
         mult = size_multiple(model, kind)
@@ -272,7 +291,7 @@ def export(model: nn.Module, out: str, kind: str, shape: Optional[Sequence[int]]
     num_outputs = len(outs) if isinstance(outs, tuple) else 1
     names_in, names_out = input_names(kind), output_names(kind, num_outputs)
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    with torch.no_grad():
+    with torch.no_grad(), _export_attention():
         program = torch.onnx.export(
             wrapper, (x, ), dynamo=True, opset_version=opset, input_names=names_in,
             output_names=names_out, dynamic_shapes={names_in[0]: axes} if axes else None,
