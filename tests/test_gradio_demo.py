@@ -154,3 +154,24 @@ def test_web_demo_in_headless_chromium(tmp_path):
             proc.wait(30)
         log.close()
     assert proc.returncode is not None
+
+
+def test_zero_shot_uses_the_labels_typed_in(tmp_path, one_thread):
+    """The page's zero-shot labels reach EVA-CLIP (no browser needed for this part)."""
+    import importlib.util
+    import sklearn.datasets
+    spec = importlib.util.spec_from_file_location('gradio_demo',
+                                                  osp.join(ROOT, 'tools', 'gradio_demo.py'))
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    clip = osp.join(DEMO, 'eva-clip_vit-tiny-p8_1xb64-6e_shapes-captions.py')
+    ckpt = str(tmp_path / 'clip.pth')
+    _random_checkpoint(clip, ckpt)
+    predictor = demo.Predictor({'zero-shot': (clip, ckpt)})
+    china = osp.join(osp.dirname(sklearn.datasets.__file__), 'images', 'china.jpg')
+    vis, rec = predictor(china, 'zero-shot', 'a temple, a flower,  a dog\n')
+    assert vis.shape == (427, 640, 3)
+    assert rec['task'] == 'zero-shot' and rec['num_classes'] == 3
+    assert {t['class'] for t in rec['topk']} == {'a temple', 'a flower', 'a dog'}
+    _, rec = predictor(china, 'zero-shot', 'sky, sea')
+    assert rec['num_classes'] == 2

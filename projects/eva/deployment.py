@@ -45,7 +45,11 @@ def load_model(config: str, checkpoint: Optional[str], cfg_options: Optional[dic
     _drop_pretrained(model_cfg)
     model = MODELS.build(model_cfg)
     if checkpoint:
-        sd = unwrap_state_dict(load_weights(checkpoint))
+        raw = load_weights(checkpoint)
+        sd = unwrap_state_dict(raw)
+        meta = raw.get('meta') if isinstance(raw, dict) else None
+        if isinstance(meta, dict) and isinstance(meta.get('dataset_meta'), dict):
+            model.dataset_meta = meta['dataset_meta']  # class names for the ONNX metadata
         missing, unexpected = model.load_state_dict(sd, strict=False)
         missing = [k for k in missing if not k.endswith(('num_batches_tracked', ))]
         if strict and missing:
