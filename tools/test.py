@@ -1,6 +1,7 @@
 """Evaluate a checkpoint with any EVA config.
 
-    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--tta] [--out FILE] [--cfg-options ...]
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--tta] [--out FILE] [--tensorboard]
+        [--cfg-options ...]
 """
 import argparse
 import os
@@ -21,6 +22,8 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', help='the dir to save logs and results')
     parser.add_argument('--out', help='dump predictions to a pickle file')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation')
+    parser.add_argument('--tensorboard', action='store_true',
+                        help='also log scalars to TensorBoard (<work_dir>/<time>/vis_data)')
     parser.add_argument('--amp', action='store_true')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -37,7 +40,7 @@ def main(argv=None):
     runner = build_runner(
         args.config, work_dir=args.work_dir, amp=args.amp, cfg_options=args.cfg_options,
         mode='test', launcher=args.launcher, checkpoint=args.checkpoint, tta=args.tta,
-        out=args.out)
+        out=args.out, tensorboard=args.tensorboard)
     runner.test()
     finish_distributed()
 

@@ -73,7 +73,7 @@ def build_runner(config: str, work_dir: Optional[str] = None, resume: Optional[s
                  mode: str = 'train', launcher: str = 'none', no_validate: bool = False,
                  auto_scale_lr: bool = False, pin_memory: bool = True,
                  persistent_workers: bool = True, checkpoint: Optional[str] = None,
-                 tta: bool = False, out: Optional[str] = None):
+                 tta: bool = False, out: Optional[str] = None, tensorboard: bool = False):
     """The Runner ``tools/train.py`` (``mode='train'``) or ``tools/test.py`` (``'test'``)
     builds; each keyword is the tool's flag of the same name.
 
@@ -84,6 +84,9 @@ def build_runner(config: str, work_dir: Optional[str] = None, resume: Optional[s
     if mode not in ('train', 'test'):
         raise ValueError(f"build_runner: mode must be 'train' or 'test', got {mode!r}")
     cfg = load_config(config, cfg_options, launcher, work_dir, amp)
+    if tensorboard:
+        from .tensorboard import enable_tensorboard
+        enable_tensorboard(cfg)
     if mode == 'train':
         if resume == 'auto':
             cfg.resume, cfg.load_from = True, None
