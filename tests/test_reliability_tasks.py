@@ -266,10 +266,11 @@ def _video_dataset(ann_file, root):
     import projects.eva.video  # noqa: F401
     from mmaction.registry import DATASETS
     init_default_scope('mmaction')
-    pipeline = [dict(type='DecordInit'), dict(type='UniformSample', clip_len=4, test_mode=True),
-                dict(type='DecordDecode'), dict(type='FormatShape', input_format='NCTHW'),
+    pipeline = [dict(type='CheckedDecordInit'),
+                dict(type='UniformSample', clip_len=4, test_mode=True),
+                dict(type='CheckedDecordDecode'), dict(type='FormatShape', input_format='NCTHW'),
                 dict(type='PackActionInputs')]
-    return DATASETS.build(dict(type='VideoDataset', ann_file=ann_file,
+    return DATASETS.build(dict(type='CheckedVideoDataset', ann_file=ann_file,
                                data_prefix=dict(video=root), pipeline=pipeline))
 
 
@@ -333,7 +334,7 @@ def test_segmentation_label_map_missing_corrupt_or_of_another_size(tmp_path):
                                    metainfo=dict(classes=('bg', 'fg')), pipeline=pipeline,
                                    test_mode=True))
 
-    ds = build([dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
+    ds = build([dict(type='LoadImageFromFile'), dict(type='CheckedLoadAnnotations'),
                 dict(type='PackSegInputs')])
     assert [osp.basename(ds.get_data_info(i)['img_path']) for i in range(4)] == \
         ['a.jpg', 'b.jpg', 'c.jpg', 'd.jpg']
@@ -347,7 +348,7 @@ def test_segmentation_label_map_missing_corrupt_or_of_another_size(tmp_path):
         ds[3]
     # the test pipelines load the label after resizing the image: still fine
     test = build([dict(type='LoadImageFromFile'), dict(type='Resize', scale=(40, 32)),
-                  dict(type='LoadAnnotations'), dict(type='PackSegInputs')])
+                  dict(type='CheckedLoadAnnotations'), dict(type='PackSegInputs')])
     assert tuple(test[0]['data_samples'].gt_sem_seg.data.shape) == (1, 16, 20)
 
 
