@@ -110,3 +110,40 @@ def test_detection_backbone_has_no_cls_attention(tmp_path):
     out = tool.visualize(det, _photo('china.jpg'), str(tmp_path), attn_blocks=(),
                          size=(128, 160))
     assert np.load(out['npz'])['pca'].shape == (8, 10, 3)
+
+
+def test_attention_with_rope_and_split_qkv(one_thread):
+    """EVA-02 layout (separate q/k/v, sub-LN, 2-D RoPE passed by the blocks): the hook gets
+    the RoPE tables and the recomputed probabilities reproduce each block's attention
+    output inside a real forward."""
+    from projects.eva.models.eva_vit import EVAViT
+    tool = _tool()
+    torch.manual_seed(0)
+    vit = EVAViT(arch=dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64,
+                           mlp_type='swiglu', sub_ln=True, rope=True),
+                 img_size=56, patch_size=14).eval()
+    vit.init_weights()
+    seen = {}
+    hooks = [blk.attn.register_forward_pre_hook(
+        lambda m, a, kw, i=i: seen.__setitem__(('in', i), (a, kw)), with_kwargs=True)
+        for i, blk in enumerate(vit.blocks)]
+    hooks += [blk.attn.register_forward_hook(
+        lambda m, a, out, i=i: seen.__setitem__(('out', i), out))
+        for i, blk in enumerate(vit.blocks)]
+    with torch.no_grad():
+        vit(torch.randn(1, 3, 84, 70))
+    for h in hooks:
+        h.remove()
+    for i, blk in enumerate(vit.blocks):
+        args, kwargs = seen[('in', i)]
+        x = args[0]
+        rope = kwargs.get('rope', args[2] if len(args) > 2 else None)
+        assert rope is not None  # RoPE reached the hook
+        with torch.no_grad():
+            probs = tool.attention_probs(blk.attn, *args, **kwargs)
+            v = blk.attn.project_qkv(x)[2]
+            y = (probs @ v).transpose(1, 2).reshape(x.shape)
+            if blk.attn.inner_attn_ln is not None:
+                y = blk.attn.inner_attn_ln(y)
+            y = blk.attn.proj(y)
+        torch.testing.assert_close(y, seen[('out', i)], rtol=1e-4, atol=1e-5)
