@@ -14,6 +14,7 @@ from projects.eva.demo.synthetic import make_unlabeled_images
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO_MIM = osp.join(ROOT, 'configs/demo/eva-mim_vit-tiny-p14_1xb32-8e_shapes.py')
 GLOBAL_BATCH = 16
+pytestmark = pytest.mark.slow  # every test here trains through tools/dist_train.sh
 
 
 def write_config(tmp, data_root, batch, out_file):
