@@ -475,6 +475,46 @@ def test_detectron2_checkpoint_round_trip(tmp_path):
         convert_checkpoint(path)
 
 
+def test_lvis_release_fed_loss_weights(tmp_path):
+    """``eva_lvis.pth`` saves ``roi_heads.box_predictor.{0,1,2}.fed_loss_cls_weights``
+    (detectron2's federated loss registers them as buffers): they are dropped with a logged
+    reason, our FederatedSigmoidCELoss keeps the weights it computes from class_freq, and
+    ``fed_loss_class_freq`` checks that the two agree."""
+    import json
+    from projects.eva.converters import convert_checkpoint
+    cfg = _tiny_detector_cfg()
+    counts = [40, 9, 1]  # image_count of LVIS-style categories, ids 1..3
+    for head in cfg.model.roi_head.bbox_head:  # the LVIS heads' loss
+        head.loss_cls = dict(type='FederatedSigmoidCELoss', num_classes=3, class_freq=counts,
+                             num_fed_classes=2)
+    model = _build(cfg)
+    d2 = {key: v.clone() for k, v in model.state_dict().items()
+          if (key := _to_detectron2_key(k)) is not None}
+    weights = torch.tensor(counts, dtype=torch.float32) ** 0.5
+    for s in range(3):
+        d2[f'roi_heads.box_predictor.{s}.fed_loss_cls_weights'] = weights.clone()
+    assert d2['roi_heads.box_predictor.0.cls_score.weight'].shape[0] == 4  # K + 1 logits
+    path = str(tmp_path / 'eva_lvis.pth')
+    torch.save(dict(model=d2, iteration=75000), path)
+    out = convert_checkpoint(path)
+    assert sorted(out['meta']['dropped']) == [
+        f'roi_heads.box_predictor.{s}.fed_loss_cls_weights' for s in range(3)]
+    assert 'class_freq' in out['meta']['dropped']['roi_heads.box_predictor.0.fed_loss_cls_weights']
+    fresh = _build(cfg)
+    fresh.load_state_dict(out['state_dict'], strict=True)
+    torch.testing.assert_close(fresh.roi_head.bbox_head[2].loss_cls.fed_weight, weights)
+    info = tmp_path / 'lvis_v1_train_cat_info.json'
+    info.write_text(json.dumps([{'id': i + 1, 'image_count': c} for i, c in enumerate(counts)]))
+    convert_checkpoint(path, fed_loss_class_freq=str(info))  # agree
+    info.write_text(json.dumps([{'id': i + 1, 'image_count': c} for i, c in enumerate([40, 9, 4])]))
+    with pytest.raises(ValueError, match=r'disagree \(max \|diff\| 1'):
+        convert_checkpoint(path, fed_loss_class_freq=str(info))
+    bad = dict(d2, **{'roi_heads.box_predictor.1.fed_loss_cls_weights': weights * 2})
+    torch.save(dict(model=bad), path)
+    with pytest.raises(ValueError, match=r'box_predictor\.1\.fed_loss_cls_weights differs'):
+        convert_checkpoint(path)
+
+
 def test_converted_detectron2_detector_matches_contiguous_reference(tmp_path):
     """A detector converted from the detectron2 key layout (random weights) gives the
     detections computed from dense copies of its pyramid maps: boxes, scores, labels, masks.
