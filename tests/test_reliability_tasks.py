@@ -98,11 +98,9 @@ def _amp_config(tmp_path):
 def _amp_runner(config, work_dir, resume=False, crash_at=None, max_iters=12):
     from mmengine.hooks import Hook
     from mmengine.runner import Runner
-    args = SimpleNamespace(config=config, launcher='none', work_dir=str(work_dir), amp=True,
-                           cfg_options={'optim_wrapper.loss_scale': dict(
-                               init_scale=2.**18, growth_interval=3),
-                                        'train_cfg.max_iters': max_iters})
-    cfg = load_config(args)
+    cfg = load_config(config, work_dir=str(work_dir), amp=True, cfg_options={
+        'optim_wrapper.loss_scale': dict(init_scale=2.**18, growth_interval=3),
+        'train_cfg.max_iters': max_iters})
     cfg.resume = resume
     runner = Runner.from_cfg(cfg)
     rec = _Recorder()
@@ -268,10 +266,11 @@ def _video_dataset(ann_file, root):
     import projects.eva.video  # noqa: F401
     from mmaction.registry import DATASETS
     init_default_scope('mmaction')
-    pipeline = [dict(type='DecordInit'), dict(type='UniformSample', clip_len=4, test_mode=True),
-                dict(type='DecordDecode'), dict(type='FormatShape', input_format='NCTHW'),
+    pipeline = [dict(type='CheckedDecordInit'),
+                dict(type='UniformSample', clip_len=4, test_mode=True),
+                dict(type='CheckedDecordDecode'), dict(type='FormatShape', input_format='NCTHW'),
                 dict(type='PackActionInputs')]
-    return DATASETS.build(dict(type='VideoDataset', ann_file=ann_file,
+    return DATASETS.build(dict(type='CheckedVideoDataset', ann_file=ann_file,
                                data_prefix=dict(video=root), pipeline=pipeline))
 
 
@@ -335,7 +334,7 @@ def test_segmentation_label_map_missing_corrupt_or_of_another_size(tmp_path):
                                    metainfo=dict(classes=('bg', 'fg')), pipeline=pipeline,
                                    test_mode=True))
 
-    ds = build([dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
+    ds = build([dict(type='LoadImageFromFile'), dict(type='CheckedLoadAnnotations'),
                 dict(type='PackSegInputs')])
     assert [osp.basename(ds.get_data_info(i)['img_path']) for i in range(4)] == \
         ['a.jpg', 'b.jpg', 'c.jpg', 'd.jpg']
@@ -349,7 +348,7 @@ def test_segmentation_label_map_missing_corrupt_or_of_another_size(tmp_path):
         ds[3]
     # the test pipelines load the label after resizing the image: still fine
     test = build([dict(type='LoadImageFromFile'), dict(type='Resize', scale=(40, 32)),
-                  dict(type='LoadAnnotations'), dict(type='PackSegInputs')])
+                  dict(type='CheckedLoadAnnotations'), dict(type='PackSegInputs')])
     assert tuple(test[0]['data_samples'].gt_sem_seg.data.shape) == (1, 16, 20)
 
 
@@ -418,7 +417,7 @@ def test_iteration_based_resume_repeats_the_uninterrupted_losses(tmp_path, one_t
     from projects.eva.demo.synthetic_detection import make_coco_instances
     from projects.eva.demo.utils import config_path, read_scalars
     from projects.eva.demo.detection import _options
-    from projects.eva.runner import build_runner_from_args
+    from projects.eva.runner import build_runner
     root = str(tmp_path / 'data')
     make_coco_instances(root, 'train', num=48, seed=0, max_shapes=3, radius=(0.12, 0.25))
     make_coco_instances(root, 'val', num=4, seed=1, max_shapes=3, radius=(0.12, 0.25))
@@ -431,11 +430,8 @@ def test_iteration_based_resume_repeats_the_uninterrupted_losses(tmp_path, one_t
                         'default_hooks.logger.interval': 1,
                         'randomness.deterministic': True, 'val_cfg': None,
                         'val_dataloader': None, 'val_evaluator': None})
-        args = SimpleNamespace(config=cfg, work_dir=work_dir, cfg_options=options,
-                               launcher='none', amp=False, resume=resume, no_validate=True,
-                               auto_scale_lr=False, no_pin_memory=True,
-                               no_persistent_workers=False)
-        runner = build_runner_from_args(args)
+        runner = build_runner(cfg, work_dir, resume=resume, cfg_options=options,
+                              no_validate=True, pin_memory=False)
         if resume is None and work_dir.endswith('b'):
             runner.train_loop._max_iters = 6  # the "crash": stop after the iter_6 checkpoint
         runner.train()

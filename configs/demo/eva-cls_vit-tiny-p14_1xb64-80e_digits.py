@@ -5,7 +5,7 @@
 # embedding, layer decay 0.75 and x0.001 head init gave 81.7% top-1; unfreezing the patch
 # embedding (pretrained on coloured shapes, not digits), no layer decay and a unit head init
 # 93.8%; 80 epochs 97.3%. The real recipes are in configs/classification/.
-_base_ = '../_base_/eva_cls_runtime.py'
+_base_ = '../classification/_base_/eva_cls_runtime.py'
 
 data_root = 'data/demo/digits56'  # written by tools/demo.py (the classification stage)
 img_size = 56
@@ -17,7 +17,15 @@ train_pipeline = [
          aspect_ratio_range=(0.85, 1.18), backend='pillow', interpolation='bicubic'),
     dict(type='PackInputs'),
 ]
-test_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
+# the digits are written at 56 px (a no-op for them); other pictures (tools/inference.py on a
+# photo) are brought to the model's input size as in the real configs
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='ResizeEdge', scale=img_size, edge='short', backend='pillow',
+         interpolation='bicubic'),
+    dict(type='CenterCrop', crop_size=img_size),
+    dict(type='PackInputs'),
+]
 train_dataloader = dict(
     batch_size=64, num_workers=2, persistent_workers=True,
     sampler=dict(type='EpochSeededSampler', shuffle=True),

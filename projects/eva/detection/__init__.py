@@ -6,7 +6,6 @@ Registers into mmdet's registries: ``LN2d``, ``SimpleFeaturePyramid`` (neck),
 multi-scale TTA with masks), ``EVALVISMetric``. The backbone is ``mmpretrain.EVAViT``.
 """
 from .. import engine, models  # noqa: F401  (layer-decay constructor, mmpretrain.EVAViT)
-from . import lvis  # noqa: F401  (numpy-2 fix for the LVIS metric)
 from .checked_dataset import (CheckedCocoDataset, CheckedLVISV1Dataset,  # noqa: F401
                               CheckedObjects365V2Dataset)
 from .data_preprocessor import EVADetDataPreprocessor
