@@ -259,7 +259,6 @@ def _tiny_detector_cfg(num_classes=3, **roi):
     cfg.model.backbone.img_size = cfg.model.backbone.pos_embed_size = 64
     cfg.model.backbone.window_size = 2
     cfg.model.neck.in_channels = 48
-    cfg.model.neck.norm_cfg = dict(type='LN2d', eps=1e-6)  # the real pyramid (demo drops it)
     cfg.model.roi_head.update(roi)
     cfg.model.data_preprocessor.batch_augments[0].size = (64, 64)
     cfg.model.data_preprocessor.test_pad_size = (64, 64)
@@ -346,11 +345,16 @@ def test_tta_merges_boxes_and_masks():
     assert inst.masks.shape == (len(inst), 64, 64) and inst.bboxes.shape == (len(inst), 4)
 
 
+@pytest.mark.slow
 def test_demo_detector_learns_to_detect_and_classify(tmp_path, one_thread):
-    """The demo detector, trained from scratch for 100 iterations on generated shapes, must
-    find and name the held-out shapes. Guards the failure where the box classifiers stayed at
-    the background prior while the losses still fell (the pyramid's LayerNorm from random
-    init: bbox mAP 0.007 at this budget; 0.39 without it, measured)."""
+    """The demo detector, trained from scratch for 200 iterations on generated shapes, must
+    find and name the held-out shapes, with the real pyramid (LN2d). Guards the failure where
+    the box classifiers stayed at the background prior while the losses still fell: LN2d's
+    channels-last output, read as NCHW by mmcv's roi_align (bbox mAP 0.007 after 100
+    iterations). With the fix the real pyramid learns more slowly at first than the old
+    LayerNorm-free one: 0.064 bbox mAP after 100 iterations (measured here), 0.717 / 0.784
+    bbox / segm after 200 (issue 13's measurement, 64 held-out images), 0.878 / 0.870 after
+    the demo's 450."""
     from projects.eva.demo.synthetic_detection import make_coco_instances
     from projects.eva.demo.utils import build_runner, read_scalars
     from projects.eva.demo.detection import DATA, _options
@@ -359,11 +363,11 @@ def test_demo_detector_learns_to_detect_and_classify(tmp_path, one_thread):
     make_coco_instances(root, 'train', num=400, seed=0, **shapes)
     make_coco_instances(root, 'val', num=32, seed=1, **shapes)
     options = _options(root, 'det_learning_test')
-    options.update({'train_cfg.max_iters': 100, 'train_cfg.val_interval': 100,
+    options.update({'train_cfg.max_iters': 200, 'train_cfg.val_interval': 200,
                     'default_hooks.checkpoint.interval': 1000})
     build_runner(DEMO_CFG, str(tmp_path / 'work'), options).train()  # evaluates at the end
     metrics = [r for r in read_scalars(str(tmp_path / 'work')) if 'coco/bbox_mAP' in r][-1]
-    assert metrics['coco/bbox_mAP'] > 0.2 and metrics['coco/segm_mAP'] > 0.2, metrics
+    assert metrics['coco/bbox_mAP'] > 0.3 and metrics['coco/segm_mAP'] > 0.3, metrics
 
 
 def test_layer_decay_and_short_overfit():

@@ -6,13 +6,10 @@
 # Trained from scratch (no weights can be downloaded) on generated shapes with masks
 # (projects/eva/demo/synthetic_detection.py; tools/demo.py writes them). Sized for a
 # 2-core CPU: thin heads (32 ch), few proposals and RoIs, one evaluation at the end.
-# One departure: the pyramid has no LayerNorm (detectron2's norm=""). From random init, what
-# tells a shape from the background here is mostly the *norm* of each token's feature
-# (saturated colours vs dull backgrounds), and a per-pixel LayerNorm removes exactly that: a
-# linear probe of box features (ground-truth vs random boxes) drops from 89% to 59% across
-# the first lateral conv's LayerNorm, and with it the box classifiers never left the
-# background prior (bbox mAP 0.05 after 450 iterations; 0.89 without the LayerNorm).
-# Pretrained EVA features do not have this problem; the real configs keep the LayerNorm.
+# The pyramid is the real one, with LN2d after every conv. (An earlier version dropped it
+# because the box classifiers never left the background prior; the cause was not
+# LayerNorm but LN2d returning a channels-last view that mmcv's roi_align read as NCHW:
+# docs/mmcv_ops_audit.md.)
 _base_ = ['../detection/_base_/eva-g_cascade-mask-rcnn_lsj-1280.py']
 
 data_root = 'data/demo/detection/'
@@ -31,9 +28,7 @@ model = dict(
         img_size=image_size, pos_embed_size=image_size, window_size=4,
         global_block_indices=(1, 3), drop_path_rate=0.05, with_cp=False,
         freeze_patch_embed=False, init_cfg=None),
-    # The one departure from the real model, for training from scratch (see the header):
-    # no LayerNorm in the pyramid.
-    neck=dict(in_channels=96, out_channels=ch, norm_cfg=None),
+    neck=dict(in_channels=96, out_channels=ch),
     rpn_head=dict(in_channels=ch, feat_channels=ch,
                   anchor_generator=dict(scales=[4])),
     roi_head=dict(

@@ -159,6 +159,12 @@ class EVACascadeRoIHead(CascadeRoIHead):
         labels = torch.cat([res.labels for res in results_list])
         probs = self.mask_probs(x, mask_rois, labels).split([len(r) for r in results_list])
         for res, p, meta in zip(results_list, probs, batch_img_metas):
+            if len(res) == 0:  # this image has no detection (others in the batch have):
+                # mmdet's mask head cannot paste zero masks ("chunk expects chunks > 0")
+                empty_instances([meta], mask_rois.device, task_type='mask',
+                                instance_results=[res],
+                                mask_thr_binary=self.test_cfg.mask_thr_binary)
+                continue
             self.rescore_by_maskness(res, p)
             self.paste_masks(p, res, meta, rescale)
         return results_list
