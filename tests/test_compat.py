@@ -16,7 +16,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_every_fix_is_applied_from_one_place():
-    assert [f.__name__ for f in compat.FIXES] == ['weights_only_resume', 'mmaction_drn',
+    assert [f.__name__ for f in compat.FIXES] == ['deferred_deepspeed_import',
+                                                  'weights_only_resume', 'mmaction_drn',
                                                   'lvis_numpy2', 'cpu_dist_init']
     for fix in compat.FIXES:  # each names its upstream bug
         assert f':func:`{fix.__name__}` -- ' in compat.__doc__
@@ -117,3 +118,17 @@ def test_cpu_dist_init_without_cuda():
     out = subprocess.run([sys.executable, '-c', script, ROOT], env=env, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0 and 'world 1' in out.stdout, out.stderr[-2000:]
+
+
+def test_deferred_deepspeed_import(tmp_path):
+    """mmengine 0.10.7 imports deepspeed with mmengine.runner; with projects.eva it comes
+    with the first DeepSpeedStrategy, and on CPU without the JIT-built inference op."""
+    pytest.importorskip('deepspeed')
+    code = ('import sys, projects.eva, mmengine.runner\n'
+            'from mmengine.registry import STRATEGIES\n'
+            'assert "deepspeed" not in sys.modules, "imported eagerly"\n'
+            'STRATEGIES.build(dict(type="DeepSpeedStrategy", work_dir=sys.argv[1]))\n'
+            'import deepspeed\n'
+            'assert not deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"]\n')
+    env = dict(os.environ, PYTHONPATH=ROOT, DS_ACCELERATOR='cpu', OMP_NUM_THREADS='1')
+    subprocess.run([sys.executable, '-c', code, str(tmp_path)], env=env, check=True, cwd=ROOT)

@@ -173,3 +173,18 @@ def test_mmpretrain_vit_eva02_at_its_own_resolution(tmp_path, arch, sub_ln, ours
     sd['backbone.layers.1.attn.qkv.bias'] = torch.ones_like(sd['backbone.layers.1.attn.qkv.bias'])
     with pytest.raises((ValueError, SystemExit), match=r'layers\.1\.attn\.qkv\.bias.*k part'):
         convert(tmp_path, {'state_dict': sd}, 'kbias')
+
+
+def test_own_eva02_run_converts_to_its_backbone(tmp_path):
+    """An EVA-02 B/L ImageClassifier run (split q/k/v) -> backbone only, for transfer."""
+    torch.manual_seed(0)
+    run = classifier(small_arch(), 56, 3)
+    converted = convert(tmp_path, {'state_dict': run.state_dict(), 'meta': {}})
+    assert 'EVA-02 B/L' in converted['meta']['source_format']
+    assert all(k.startswith('backbone.') for k in converted['state_dict'])
+    det = EVAViT(small_arch(), img_size=56, with_cls_token=False, out_type='featmap',
+                 final_norm=False)
+    det.load_state_dict({k[len('backbone.'):]: v for k, v in converted['state_dict'].items()
+                         if k != 'backbone.cls_token' and 'fc_norm' not in k})
+    torch.testing.assert_close(det.blocks[1].attn.q_proj.weight,
+                               run.backbone.blocks[1].attn.q_proj.weight)

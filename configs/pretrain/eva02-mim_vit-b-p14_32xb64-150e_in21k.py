@@ -10,7 +10,7 @@
 # Teacher: our EVA-CLIP image tower (EVA-01-CLIP g/14 in the release): an EVACLIP run's
 # checkpoint, or tools/model_converters/eva_to_mm.py eva_clip_psz14_vision_enc.pt
 # checkpoints/eva/eva_clip_psz14_vision_mm.pth (backbone.* + clip_projection.*).
-_base_ = '../_base_/eva_mim_runtime.py'
+_base_ = './_base_/eva_mim_runtime.py'
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),

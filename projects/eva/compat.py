@@ -11,7 +11,12 @@ when the pin moves past its bug.
 * :func:`lvis_numpy2` -- lvis-api#37 (fixed on its main branch, never released): lvis 0.5.3
   ``eval.py`` uses ``np.float``, removed in numpy 1.24.
 * :func:`cpu_dist_init` -- mmengine 0.10.7 ``dist.utils._init_dist_pytorch`` calls
-  ``torch.cuda.set_device`` even for gloo: ``tools/dist_train.sh`` dies without CUDA.
+  ``torch.cuda.set_device`` even for gloo: ``tools/dist_train.sh`` dies without CUDA; the same
+  for ``init_backend='deepspeed'`` (DeepSpeedStrategy on ``DS_ACCELERATOR=cpu``).
+* :func:`deferred_deepspeed_import` -- mmengine 0.10.7 ``_strategy/deepspeed.py`` runs
+  ``import deepspeed`` at import time, i.e. with every ``import mmengine.runner`` (seconds per
+  process, with or without a DeepSpeed config); deepspeed 0.16.9's CPU backend JIT-compiles
+  an inference-only all-reduce op when its process group starts (minutes on a fresh cache).
 """
 import functools
 import importlib.util
@@ -118,15 +123,61 @@ def cpu_dist_init():
     original = utils._init_dist_pytorch
 
     def init(backend='nccl', init_backend='torch', **kwargs):
-        if torch.cuda.is_available() or init_backend != 'torch':
+        if torch.cuda.is_available() or init_backend not in ('torch', 'deepspeed'):
             return original(backend, init_backend=init_backend, **kwargs)
-        torch.distributed.init_process_group(backend=backend, **kwargs)
+        if init_backend == 'deepspeed':
+            import deepspeed
+            deepspeed.init_distributed(dist_backend=backend, **kwargs)
+        else:
+            torch.distributed.init_process_group(backend=backend, **kwargs)
 
     init._eva_cpu = True
     utils._init_dist_pytorch = init
 
 
-FIXES = (weights_only_resume, mmaction_drn, lvis_numpy2, cpu_dist_init)
+def deferred_deepspeed_import():
+    """Import ``mmengine._strategy`` with ``deepspeed`` hidden, and hand its module the real
+    ``deepspeed`` when a ``DeepSpeedStrategy`` is constructed (its ``__init__`` asserts the
+    module-level name; ``_wrap_model`` and checkpointing use it). Must run before anything
+    imports ``mmengine.runner``. On CPU, DeepSpeed's shared-memory all-reduce op is marked
+    unavailable: only ``inference_all_reduce`` (DeepSpeed-Inference tensor parallelism) uses
+    it, ZeRO training all-reduces through torch.distributed, and its JIT build took 5.5 min
+    on this loaded 2-core machine."""
+    import importlib
+    if 'mmengine._strategy' in sys.modules:  # imported before us (with deepspeed, if present)
+        module = sys.modules.get('mmengine._strategy.deepspeed')
+    else:
+        if importlib.util.find_spec('deepspeed') is None:
+            return
+        hidden = sys.modules.get('deepspeed', False)
+        sys.modules['deepspeed'] = None  # `import deepspeed` raises ImportError
+        try:
+            module = importlib.import_module('mmengine._strategy.deepspeed')
+        finally:
+            if hidden is False:
+                sys.modules.pop('deepspeed', None)
+            else:
+                sys.modules['deepspeed'] = hidden
+    if module is None or getattr(module.DeepSpeedStrategy.__init__, '_eva_lazy', False):
+        return
+    original = module.DeepSpeedStrategy.__init__
+
+    @functools.wraps(original)
+    def __init__(self, *args, **kwargs):
+        if module.deepspeed is None and importlib.util.find_spec('deepspeed') is not None:
+            module.deepspeed = importlib.import_module('deepspeed')
+            from deepspeed.accelerator import get_accelerator
+            if get_accelerator().device_name() == 'cpu':
+                module.deepspeed.ops.__compatible_ops__['deepspeed_shm_comm'] = False
+        original(self, *args, **kwargs)
+
+    __init__._eva_lazy = True
+    module.DeepSpeedStrategy.__init__ = __init__
+
+
+# deferred_deepspeed_import first: the others import mmengine.runner
+FIXES = (deferred_deepspeed_import, weights_only_resume, mmaction_drn, lvis_numpy2,
+         cpu_dist_init)
 
 
 def apply():

@@ -7,7 +7,7 @@
 # (stop_grad_conv1=True), mean pooling + fc_norm, head x0.001, pos_embed resized at load.
 # Each config sets: arch, img_size, lr, lrd, dpr, label smoothing, RRC scale, epochs, warmup,
 # batch, num_classes, EMA, the init checkpoint.
-_base_ = '../../_base_/eva_cls_runtime.py'
+_base_ = './eva_cls_runtime.py'
 
 img_size = 448
 num_classes = 1000

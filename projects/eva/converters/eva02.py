@@ -134,3 +134,21 @@ def convert_mmpretrain_eva02(sd, patch_size=None, **_):
         raise KeyError(f'mmpretrain ViTEVA02: {len(left)} source tensors have no mapping: '
                        f'{left[:10]}')
     return change_patch_size(out, patch_size)
+
+
+# ------------------------------------------------------------------ this project's EVA-02 runs
+def _is_own_eva02_split_run(sd: Dict[str, torch.Tensor]) -> bool:
+    """Our EVA-02 B/L runs (``q_proj``, no fused ``qkv``: backbone.py's own-run rule keys on
+    ``qkv``; Ti/S runs already match it)."""
+    from .backbone import OWN_RUN_PREFIXES
+    kernel = sd.get('backbone.patch_embed.proj.weight')
+    return ('backbone.blocks.0.attn.q_proj.weight' in sd and kernel is not None
+            and kernel.ndim == 4 and all(k.startswith(OWN_RUN_PREFIXES) for k in sd))
+
+
+@register_format('this project: EVAMIM / ImageClassifier run with an EVA-02 B/L EVAViT '
+                 '(work_dirs/*/epoch_*.pth)', _is_own_eva02_split_run)
+def convert_own_eva02_run(sd, patch_size=None, **kw):
+    """-> its backbone, task heads dropped (as backbone.py's ``convert_own_run``)."""
+    from .backbone import convert_own_run
+    return convert_own_run(sd, patch_size=patch_size, **kw)

@@ -4,3 +4,4 @@ from .hooks import FiniteLossHook, TorchRNGStateHook  # noqa: F401
 from .loops import ResumableEpochBasedTrainLoop  # noqa: F401
 from .layer_decay import EVALayerDecayOptimWrapperConstructor  # noqa: F401
 from .reproducible import EpochSeededDataset, EpochSeededSampler  # noqa: F401
+from .strategies import EVAFullyShardStrategy  # noqa: F401
