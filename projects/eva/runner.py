@@ -67,8 +67,9 @@ def load_config(args) -> Config:
 def build_runner_from_args(args, mode: str = 'train'):
     cfg = load_config(args)
     if mode == 'train':
-        if args.resume == 'auto':
-            cfg.resume, cfg.load_from = True, None
+        if args.resume == 'auto':  # newest readable checkpoint, past a truncated one
+            from .engine.safety import resume_from
+            cfg.resume, cfg.load_from = True, resume_from(cfg.work_dir)
         elif args.resume is not None:
             cfg.resume, cfg.load_from = True, args.resume
         if args.no_validate:
@@ -98,12 +99,11 @@ def build_runner_from_args(args, mode: str = 'train'):
             evaluator = list(evaluator) if isinstance(evaluator, (list, tuple)) else [evaluator]
             evaluator.append(dict(type='mmengine.DumpResults', out_file_path=args.out))
             cfg.test_evaluator = evaluator
-    if mode == 'train':
-        from . import engine  # noqa: F401  (registers TorchRNGStateHook)
-        hooks = list(cfg.get('custom_hooks') or [])
-        if not any(h.get('type') == 'TorchRNGStateHook' for h in hooks):
-            # resumed runs draw the same drop-path / sampler numbers as uninterrupted ones
-            cfg.custom_hooks = hooks + [dict(type='TorchRNGStateHook')]
+        if getattr(args, 'amp', False):  # mmengine's TestLoop runs under autocast
+            cfg.test_cfg = dict(cfg.get('test_cfg') or {}, fp16=True)
+    # FiniteLossHook, TorchRNGStateHook, AtomicCheckpointHook, CheckpointFitHook, hook args
+    from .engine.safety import add_safety
+    add_safety(cfg, mode, args.config)
     if 'runner_type' in cfg:
         from mmengine.registry import RUNNERS
         return RUNNERS.build(cfg)
