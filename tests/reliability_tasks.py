@@ -1,23 +1,19 @@
 """Fault injection shared by the per-task reliability modules (test_reliability_<task>.py)."""
 import glob
 import os.path as osp
-from types import SimpleNamespace
 
 import pytest
 import torch
 
-from projects.eva.demo_utils import config_path
-from projects.eva.runner import build_runner_from_args
+from projects.eva.demo.utils import config_path
+from projects.eva.runner import build_runner
 
 
 def runner_for(config, work_dir, options, mode='train', checkpoint=None, amp=False):
     """The Runner tools/train.py (mode='train') or tools/test.py (mode='test') builds."""
-    args = SimpleNamespace(config=config_path(config), work_dir=str(work_dir),
-                           cfg_options=dict(options), launcher='none', amp=amp, resume=None,
-                           no_validate=True, auto_scale_lr=False, no_pin_memory=True,
-                           no_persistent_workers=False, checkpoint=checkpoint, tta=False,
-                           out=None)
-    return build_runner_from_args(args, mode=mode)
+    return build_runner(config_path(config), str(work_dir), amp=amp,
+                        cfg_options=dict(options), mode=mode, no_validate=True,
+                        pin_memory=False, checkpoint=checkpoint)
 
 
 def assert_nan_run_stops_and_saves_nothing_non_finite(config, work_dir, options, iters):

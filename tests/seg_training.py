@@ -7,7 +7,7 @@ import torch
 def drawn_batch(model, num=8, size=64, seed=0):
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
-    from projects.eva.datasets.synthetic_segmentation import random_segmentation_sample
+    from projects.eva.demo.synthetic_segmentation import random_segmentation_sample
     rng = np.random.default_rng(seed)
     imgs, samples, labels = [], [], []
     for _ in range(num):

@@ -6,9 +6,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from projects.eva.analysis.benchmark import (build_models, count_saved_activations,
-                                             max_abs_diff, window_vs_global)
 from projects.eva.analysis.flops import count_flops, count_flops_mmengine, vit_flops
+from projects.eva.analysis.measure import count_saved_activations
 from projects.eva.analysis.memory import (backbone_activation_bytes,
                                           estimate_pretrain_memory, model_state_bytes)
 from projects.eva.models.eva_vit import ARCH_ZOO, EVAViT
@@ -24,6 +23,10 @@ def load_tool(name):
     spec.loader.exec_module(module)
     return module
 
+
+_bench = load_tool('benchmark_backbone')
+build_models, max_abs_diff, window_vs_global = (
+    _bench.build_models, _bench.max_abs_diff, _bench.window_vs_global)
 
 GIANT_MIM = osp.join(ROOT, 'configs/pretrain/eva-mim_vit-g-p14_128xb32-150e_merged30m.py')
 
@@ -130,8 +133,10 @@ def test_window_vs_global_runs():
     r = window_vs_global(dict(embed_dims=48, num_layers=4, num_heads=3,
                               feedforward_channels=96), img_size=128, patch_size=16,
                          window_size=4, rounds=1, log=lambda s: None)
-    assert set(r['block']) == {'window', 'global'}
-    assert r['backbone_ratio'] > 0
+    for method in ('auto', 'dense'):
+        assert set(r[method]['block']) == {'window', 'global', 'ratio'}
+        assert r[method]['backbone_ratio'] > 0
+    assert 'bounded kernel / dense path' in _bench.window_vs_global_table(r)
 
 
 def test_get_flops_tool(capsys):

@@ -11,7 +11,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from PIL import Image
 
-from projects.eva.datasets.synthetic_clip import clip_classnames, make_caption_dataset
+from projects.eva.demo.synthetic_clip import clip_classnames, make_caption_dataset
 
 STEPS, BATCH, LR, WARMUP = 30, 32, 1.5e-3, 5
 CONFIG = 'configs/demo/eva-clip_vit-tiny-p8_1xb64-6e_shapes-captions.py'

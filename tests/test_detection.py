@@ -132,6 +132,66 @@ def test_ln2d_and_simple_feature_pyramid_shapes():
     assert [o.shape for o in plain(torch.randn(2, 96, 10, 8))] == [o.shape for o in outs]
 
 
+def _lively_neck(in_channels=48, out_channels=16):
+    """The real pyramid (LN2d after every conv) with non-trivial norm affines."""
+    torch.manual_seed(0)
+    neck = SimpleFeaturePyramid(in_channels, out_channels).eval()
+    with torch.no_grad():
+        for m in neck.modules():
+            if isinstance(m, LN2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0, 0.5)
+    return neck
+
+
+def test_neck_roi_features_equal_torchvision_roi_align():
+    """RoI features of our pyramid through mmdet's RoI extractor (mmcv's RoIAlign) equal
+    torchvision's roi_align on the same maps. mmcv 2.1.0's roi_align reads its input as dense
+    NCHW whatever its strides; LN2d used to return a channels-last view, so every RoI feature
+    read the wrong memory (up to 4.0 off in the converted EVA-01 detector)."""
+    from mmdet.registry import MODELS
+    from torchvision.ops import roi_align as tv_roi_align
+    neck = _lively_neck()
+    with torch.no_grad():
+        feats = neck(torch.randn(2, 48, 40, 40))  # a 640 px image at stride 16
+    extractor = MODELS.build(dict(
+        type='SingleRoIExtractor', out_channels=16, featmap_strides=[4, 8, 16, 32],
+        roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0, aligned=True)))
+    rois = torch.tensor([[0, 10., 10, 40, 40], [1, 50, 60, 200, 190], [0, 100, 100, 400, 380],
+                         [1, 0, 0, 600, 560], [1, 33.3, 7.5, 61.2, 90.1]])
+    levels = extractor.map_roi_levels(rois, 4)
+    assert sorted(set(levels.tolist())) == [0, 1, 2, 3]  # every pyramid level is read
+    with torch.no_grad():
+        ours = extractor(feats[:4], rois)
+    ref = torch.zeros_like(ours)
+    for level, stride in enumerate((4, 8, 16, 32)):
+        idx = levels == level
+        ref[idx] = tv_roi_align(feats[level], rois[idx], 7, spatial_scale=1 / stride,
+                                sampling_ratio=0, aligned=True)
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
+    assert all(f.is_contiguous() for f in feats)  # dense NCHW, what mmcv's kernels index
+
+
+def test_roi_head_hands_dense_maps_to_roi_align():
+    """The guard in EVACascadeRoIHead: channels-last maps (e.g. a model in channels_last
+    memory format) give the same box and mask features as dense ones."""
+    cfg = _tiny_detector_cfg()
+    model = _build(cfg).eval()
+    with torch.no_grad():
+        feats = model.extract_feat(torch.randn(1, 3, 64, 64))
+    dense = tuple(f.contiguous() for f in feats)
+    last = tuple(f.to(memory_format=torch.channels_last) for f in feats)
+    assert not last[0].is_contiguous()
+    rois = torch.tensor([[0, 4., 4, 40, 40], [0, 10, 12, 50, 44]])
+    head = model.roi_head
+    with torch.no_grad():
+        for stage in range(3):
+            torch.testing.assert_close(head._bbox_forward(stage, last, rois)['bbox_feats'],
+                                       head._bbox_forward(stage, dense, rois)['bbox_feats'])
+            torch.testing.assert_close(head._mask_forward(stage, last, rois)['mask_preds'],
+                                       head._mask_forward(stage, dense, rois)['mask_preds'])
+
+
 # ------------------------------------------------------------------ federated loss
 def test_fed_loss_class_sampling():
     k = 10
@@ -290,9 +350,9 @@ def test_demo_detector_learns_to_detect_and_classify(tmp_path, one_thread):
     find and name the held-out shapes. Guards the failure where the box classifiers stayed at
     the background prior while the losses still fell (the pyramid's LayerNorm from random
     init: bbox mAP 0.007 at this budget; 0.39 without it, measured)."""
-    from projects.eva.datasets.synthetic_detection import make_coco_instances
-    from projects.eva.demo_utils import build_runner, read_scalars
-    from projects.eva.detection.demo import DATA, _options
+    from projects.eva.demo.synthetic_detection import make_coco_instances
+    from projects.eva.demo.utils import build_runner, read_scalars
+    from projects.eva.demo.detection import DATA, _options
     root = str(tmp_path / 'data')
     shapes = dict(size=DATA['size'], max_shapes=DATA['max_shapes'], radius=DATA['radius'])
     make_coco_instances(root, 'train', num=400, seed=0, **shapes)
@@ -415,14 +475,48 @@ def test_detectron2_checkpoint_round_trip(tmp_path):
         convert_checkpoint(path)
 
 
+def test_converted_detectron2_detector_matches_contiguous_reference(tmp_path):
+    """A detector converted from the detectron2 key layout (random weights) gives the
+    detections computed from dense copies of its pyramid maps: boxes, scores, labels, masks.
+    On the old LN2d (channels-last view into mmcv's roi_align), most labels differed."""
+    from projects.eva.converters import convert_checkpoint
+    cfg = _tiny_detector_cfg()
+    cfg.model.test_cfg.rcnn.update(score_thr=0.0, max_per_img=50)
+    cfg.model.test_cfg.rpn.update(nms_pre=200, max_per_img=64)
+    ours = _build(cfg).state_dict()
+    torch.manual_seed(3)
+    d2 = {}
+    for k, v in ours.items():
+        key = _to_detectron2_key(k)
+        if key is not None:
+            noise = torch.randn_like(v.float()) * (0.5 if v.ndim == 1 else 0.1)
+            d2[key] = (v.float() + noise).half() if v.is_floating_point() else v
+    d2['pixel_mean'] = torch.tensor([123.675, 116.28, 103.53]).view(3, 1, 1)
+    d2['pixel_std'] = torch.tensor([58.395, 57.12, 57.375]).view(3, 1, 1)
+    path = str(tmp_path / 'eva_coco_seg.pth')
+    torch.save(dict(model=d2, iteration=45000), path)
+    model = _build(cfg).eval()
+    model.load_state_dict(convert_checkpoint(path)['state_dict'], strict=True)
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        got = model.predict(x, _samples(), rescale=True)
+        feats = tuple(f.contiguous() for f in model.extract_feat(x))  # the reference maps
+        proposals = model.rpn_head.predict(feats, _samples(), rescale=False)
+        ref = model.roi_head.predict(feats, proposals, _samples(), rescale=True)
+    for g, r in zip(got, ref):
+        g = g.pred_instances
+        assert len(g) == len(r) > 10
+        torch.testing.assert_close(g.bboxes, r.bboxes)
+        torch.testing.assert_close(g.scores, r.scores)
+        assert torch.equal(g.labels, r.labels) and torch.equal(g.masks, r.masks)
+
+
 def test_tta_keeps_the_models_data_preprocessor(tmp_path):
     """``--tta``: mmengine's BaseTTAModel replaces the module's data preprocessor with its own,
     which the Runner fills from the config's top-level ``data_preprocessor`` (1280 padding in
     the demo's base): every 128 px view was padded to 1280 and TTA took minutes per batch."""
-    from types import SimpleNamespace
-    from projects.eva.runner import build_runner_from_args
-    args = SimpleNamespace(config=DEMO_CFG, work_dir=str(tmp_path), cfg_options={},
-                           launcher='none', amp=False, checkpoint=None, tta=True, out=None)
-    runner = build_runner_from_args(args, mode='test')
+    from projects.eva.runner import build_runner
+    runner = build_runner(DEMO_CFG, str(tmp_path), mode='test', tta=True)
     assert type(runner.model).__name__ == 'EVADetTTAModel'
     assert runner.model.module.data_preprocessor.test_pad_size == (128, 128)

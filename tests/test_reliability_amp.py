@@ -89,11 +89,9 @@ def _amp_config(tmp_path):
 def _amp_runner(config, work_dir, resume=False, crash_at=None, max_iters=12):
     from mmengine.hooks import Hook
     from mmengine.runner import Runner
-    args = SimpleNamespace(config=config, launcher='none', work_dir=str(work_dir), amp=True,
-                           cfg_options={'optim_wrapper.loss_scale': dict(
-                               init_scale=2.**18, growth_interval=3),
-                                        'train_cfg.max_iters': max_iters})
-    cfg = load_config(args)
+    cfg = load_config(config, work_dir=str(work_dir), amp=True, cfg_options={
+        'optim_wrapper.loss_scale': dict(init_scale=2.**18, growth_interval=3),
+        'train_cfg.max_iters': max_iters})
     cfg.resume = resume
     runner = Runner.from_cfg(cfg)
     rec = _Recorder()

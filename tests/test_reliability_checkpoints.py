@@ -6,28 +6,25 @@ import signal
 import subprocess
 import sys
 import time
-from types import SimpleNamespace
 
 import pytest
 import torch
 
 from projects.eva.models import EVAViT
-from projects.eva.runner import build_runner_from_args
+from projects.eva.runner import build_runner
 from reliability_toy import toy_config
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TESTS = osp.join(ROOT, 'tests')
 
 
-def _args(config, work_dir, resume=None, **options):
-    return SimpleNamespace(config=config, work_dir=str(work_dir), cfg_options=options,
-                           launcher='none', amp=False, resume=resume, no_validate=True,
-                           auto_scale_lr=False, no_pin_memory=True,
-                           no_persistent_workers=False)
+def _runner(config, work_dir, resume=None, **options):
+    return build_runner(config, str(work_dir), resume=resume, cfg_options=options,
+                        no_validate=True, pin_memory=False)
 
 
 def _train(config, work_dir, resume=None, **options):
-    runner = build_runner_from_args(_args(config, work_dir, resume, **options))
+    runner = _runner(config, work_dir, resume, **options)
     runner.train()
     return runner
 
@@ -93,7 +90,7 @@ def test_resume_falls_back_past_a_truncated_or_missing_latest_checkpoint(tmp_pat
     said = []
     monkeypatch.setattr(ckpt, 'print_log', lambda msg, **kw: said.append(msg))
     starts = []
-    runner = build_runner_from_args(_args(config, work, resume='auto'))
+    runner = _runner(config, work, resume='auto')
     from mmengine.hooks import Hook
 
     class Record(Hook):
@@ -125,7 +122,7 @@ def test_non_finite_weights_are_never_saved_and_the_last_good_checkpoint_stays(t
                         extra="custom_hooks = [dict(type='FiniteLossHook', "
                               "check_weights=False)]\n")
     work = tmp_path / 'work'
-    runner = build_runner_from_args(_args(config, work))
+    runner = _runner(config, work)
 
     class Poison(Hook):
         def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
@@ -146,7 +143,7 @@ def test_non_finite_weights_are_never_saved_and_the_last_good_checkpoint_stays(t
 def test_finite_loss_hook_stops_at_the_update_that_made_weights_non_finite(tmp_path):
     from mmengine.hooks import Hook
     config = toy_config(tmp_path / 'toy.py', max_iters=8, interval=2, max_keep=1)
-    runner = build_runner_from_args(_args(config, tmp_path / 'work'))
+    runner = _runner(config, tmp_path / 'work')
     assert [type(h).__name__ for h in runner.hooks].count('FiniteLossHook') == 1  # added
 
     class Poison(Hook):
@@ -171,7 +168,7 @@ def test_a_checkpoint_of_another_model_is_an_error_naming_counts_prefixes_format
     torch.save({'state_dict': {**{f'backbone.{k}': v for k, v in vit.state_dict().items()},
                                'head.fc.weight': torch.zeros(10, 48),
                                'head.fc.bias': torch.zeros(10)}}, other)
-    runner = build_runner_from_args(_args(config, tmp_path / 'w', load_from=str(other)))
+    runner = _runner(config, tmp_path / 'w', load_from=str(other))
     with pytest.raises(ValueError) as err:
         runner.train()
     msg = str(err.value)
@@ -183,12 +180,10 @@ def test_a_checkpoint_of_another_model_is_an_error_naming_counts_prefixes_format
     # most of them; resuming or testing needs every shape to fit
     wide = {'state_dict': {'fc.weight': torch.zeros(8, 16), 'fc.bias': torch.zeros(8)}}
     torch.save(wide, tmp_path / 'wide.pth')
-    runner = build_runner_from_args(_args(config, tmp_path / 'w2',
-                                          load_from=str(tmp_path / 'wide.pth')))
+    runner = _runner(config, tmp_path / 'w2', load_from=str(tmp_path / 'wide.pth'))
     runner.train()  # 1 of 2 fit: allowed for load_from (the head of another dataset)
     with pytest.raises(ValueError, match=r"fc.weight: checkpoint \(8, 16\) vs model \(8, 8\)"):
-        build_runner_from_args(_args(config, tmp_path / 'w3',
-                                     resume=str(tmp_path / 'wide.pth'))).train()
+        _runner(config, tmp_path / 'w3', resume=str(tmp_path / 'wide.pth')).train()
 
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):

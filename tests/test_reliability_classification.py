@@ -57,20 +57,19 @@ def test_tiny_image_in_the_demo_val_pipeline_is_named_at_batching(tmp_path):
     (in a worker) or "stack expects each tensor to be equal size"."""
     from mmengine.runner import Runner
 
-    from projects.eva.demo_utils import config_path
+    from projects.eva.demo.utils import config_path
     from projects.eva.engine.safety import add_safety
     from projects.eva.runner import load_config
-    from types import SimpleNamespace
     root = tmp_path / 'digits'
     _image(root / 'val' / '0' / 'a.png', 56)
     _image(root / 'val' / '1' / 'b.png', 56)
     _image(root / 'val' / '1' / 'tiny.png', 1)
-    cfg = load_config(SimpleNamespace(
-        config=config_path('demo/eva-cls_vit-tiny-p14_1xb64-80e_digits.py'), launcher='none',
-        work_dir=str(tmp_path / 'w'), amp=False,
+    cfg = load_config(
+        config_path('demo/eva-cls_vit-tiny-p14_1xb64-80e_digits.py'),
+        work_dir=str(tmp_path / 'w'),
         cfg_options={'val_dataloader.dataset.data_root': str(root),
                      'val_dataloader.num_workers': 0,
-                     'val_dataloader.persistent_workers': False}))
+                     'val_dataloader.persistent_workers': False})
     add_safety(cfg, 'test')
     assert cfg.val_dataloader.collate_fn.type == 'eva_default_collate'
     from mmengine.registry import init_default_scope

@@ -36,7 +36,7 @@ def test_clip_missing_image_and_empty_caption_table(tmp_path):
 @pytest.mark.slow
 def test_nan_stops_clip_training(tmp_path, one_thread):
     """CLIP had no FiniteLossHook: lr=1e10 trained on through NaN and saved NaN weights."""
-    from projects.eva.datasets.synthetic_clip import make_caption_dataset
+    from projects.eva.demo.synthetic_clip import make_caption_dataset
     from reliability_tasks import assert_nan_run_stops_and_saves_nothing_non_finite
     root = str(tmp_path / 'data')
     make_caption_dataset(root, num_train=16, num_test_per_class=1, size=40, seed=0)

@@ -135,9 +135,9 @@ def test_iteration_based_resume_repeats_the_uninterrupted_losses(tmp_path, one_t
     """Detection (iteration-based loop, InfiniteSampler, drop path, RPN/RoI random sampling):
     12 iterations straight vs 6 + ``--resume`` from iter_6 give the same losses bit for bit.
     Without TorchRNGStateHook (added by tools/train.py) they differed by up to 5e-3."""
-    from projects.eva.datasets.synthetic_detection import make_coco_instances
-    from projects.eva.demo_utils import config_path, read_scalars
-    from projects.eva.runner import build_runner_from_args
+    from projects.eva.demo.synthetic_detection import make_coco_instances
+    from projects.eva.demo.utils import config_path, read_scalars
+    from projects.eva.runner import build_runner
     root = str(tmp_path / 'data')
     make_coco_instances(root, 'train', num=48, seed=0, max_shapes=3, radius=(0.12, 0.25))
     make_coco_instances(root, 'val', num=4, seed=1, max_shapes=3, radius=(0.12, 0.25))
@@ -150,11 +150,8 @@ def test_iteration_based_resume_repeats_the_uninterrupted_losses(tmp_path, one_t
                         'default_hooks.logger.interval': 1,
                         'randomness.deterministic': True, 'val_cfg': None,
                         'val_dataloader': None, 'val_evaluator': None})
-        args = SimpleNamespace(config=cfg, work_dir=work_dir, cfg_options=options,
-                               launcher='none', amp=False, resume=resume, no_validate=True,
-                               auto_scale_lr=False, no_pin_memory=True,
-                               no_persistent_workers=False)
-        runner = build_runner_from_args(args)
+        runner = build_runner(cfg, work_dir, resume=resume, cfg_options=options,
+                              no_validate=True, pin_memory=False)
         if resume is None and work_dir.endswith('b'):
             runner.train_loop._max_iters = 6  # the "crash": stop after the iter_6 checkpoint
         runner.train()
@@ -172,7 +169,7 @@ DEMO_DET = 'demo/eva-det_vit-tiny-p16_cascade-mask-rcnn_shapes-128.py'
 
 @pytest.fixture(scope='module')
 def det_data(tmp_path_factory):
-    from projects.eva.datasets.synthetic_detection import make_coco_instances
+    from projects.eva.demo.synthetic_detection import make_coco_instances
     root = str(tmp_path_factory.mktemp('det'))
     make_coco_instances(root, 'train', num=8, seed=0, max_shapes=2)
     make_coco_instances(root, 'val', num=2, seed=1, max_shapes=2)
@@ -202,7 +199,7 @@ def _det_model():
     import projects.eva.detection  # noqa: F401
     from mmengine.config import Config
     from mmdet.registry import MODELS
-    from projects.eva.demo_utils import config_path
+    from projects.eva.demo.utils import config_path
     init_default_scope('mmdet')
     torch.manual_seed(0)
     return MODELS.build(Config.fromfile(config_path(DEMO_DET)).model).eval()
@@ -289,9 +286,9 @@ def test_demo_config_uses_the_checked_coco_dataset(det_data, tmp_path):
     import shutil
     from mmdet.registry import DATASETS
     from projects.eva.runner import load_config
-    cfg = load_config(SimpleNamespace(
-        config=osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', DEMO_DET),
-        launcher='none', work_dir=str(tmp_path), amp=False, cfg_options=_det_options(det_data)))
+    cfg = load_config(osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs',
+                               DEMO_DET), work_dir=str(tmp_path),
+                      cfg_options=_det_options(det_data))
     root = str(tmp_path / 'data')
     shutil.copytree(det_data, root)
     ann = osp.join(root, 'annotations', 'instances_train.json')

@@ -33,12 +33,11 @@ def test_typo_in_top_level_config_key_is_reported():
 
 
 
-def _toy_args(tmp_path, **options):
+def _toy_runner(tmp_path, **options):
+    from projects.eva.runner import build_runner
     from reliability_toy import toy_config
-    return SimpleNamespace(config=toy_config(tmp_path / 'toy.py', max_iters=2, interval=1),
-                           work_dir=str(tmp_path / 'w'), cfg_options=options, launcher='none',
-                           amp=False, resume=None, no_validate=True, auto_scale_lr=False,
-                           no_pin_memory=True, no_persistent_workers=False)
+    return build_runner(toy_config(tmp_path / 'toy.py', max_iters=5, interval=1),
+                        str(tmp_path / 'w'), cfg_options=options, no_validate=True)
 
 
 @pytest.mark.parametrize('key, message', [
@@ -52,10 +51,9 @@ def _toy_args(tmp_path, **options):
      r"\('intervall': did you mean 'interval'\?\)"),
 ])
 def test_typo_in_a_hook_argument_stops_when_the_runner_is_built(tmp_path, key, message):
-    from projects.eva.runner import build_runner_from_args
     with pytest.raises(TypeError, match=message):
-        build_runner_from_args(_toy_args(tmp_path, **{key: 1}))
-    build_runner_from_args(_toy_args(tmp_path, **{'default_hooks.checkpoint.interval': 1}))
+        _toy_runner(tmp_path, **{key: 1})
+    _toy_runner(tmp_path, **{'default_hooks.checkpoint.interval': 1})
 
 
 def test_non_numeric_learning_rate_in_the_layer_decay_constructor_is_named():

@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from projects.eva.datasets.synthetic import make_unlabeled_images
+from projects.eva.demo.synthetic import make_unlabeled_images
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO_MIM = osp.join(ROOT, 'configs/demo/eva-mim_vit-tiny-p14_1xb32-8e_shapes.py')

@@ -51,7 +51,7 @@ DEMO_SEG = 'demo/eva-mask2former_vit-tiny-adapter-p16_1xb8-160it_shapes-seg-128.
 
 @pytest.fixture(scope='module')
 def seg_data(tmp_path_factory):
-    from projects.eva.datasets.synthetic_segmentation import make_segmentation_shapes
+    from projects.eva.demo.synthetic_segmentation import make_segmentation_shapes
     root = str(tmp_path_factory.mktemp('seg'))
     make_segmentation_shapes(root, num_train=4, num_val=2, size=64, seed=0)
     return root
@@ -74,7 +74,7 @@ def test_label_values_outside_the_classes_name_file_and_values(seg_data, tmp_pat
     from mmengine.config import Config
     from mmengine.dataset import pseudo_collate
     from mmseg.registry import DATASETS, MODELS
-    from projects.eva.demo_utils import config_path
+    from projects.eva.demo.utils import config_path
     root = str(tmp_path / 'data')
     shutil.copytree(seg_data, root)
     cfg = Config.fromfile(config_path(DEMO_SEG))

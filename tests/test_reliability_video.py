@@ -7,7 +7,7 @@ from mmengine.registry import init_default_scope
 
 @pytest.fixture(scope='module')
 def videos(tmp_path_factory):
-    from projects.eva.datasets.synthetic_video import make_moving_shapes
+    from projects.eva.demo.synthetic_video import make_moving_shapes
     root = str(tmp_path_factory.mktemp('videos'))
     ann = make_moving_shapes(root, {'train': 1}, size=32, frames=8)['train']
     return root, ann

@@ -1,15 +1,14 @@
 """Short MIM training runs through the real Runner: the loss falls, and --resume continues
 at the right iteration with the same next losses."""
 import os.path as osp
-from types import SimpleNamespace
 
 import pytest
 import torch
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-from projects.eva.datasets.synthetic import make_unlabeled_images
-from projects.eva.runner import build_runner_from_args
+from projects.eva.demo.synthetic import make_unlabeled_images
+from projects.eva.runner import build_runner
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO_MIM = osp.join(ROOT, 'configs/demo/eva-mim_vit-tiny-p14_1xb32-8e_shapes.py')
@@ -47,10 +46,8 @@ def run(work_dir, data_root, key, max_epochs, resume=None, extra=None):
         'custom_hooks': [dict(type='_RecordLossHook', key=key)],
     }
     options.update(extra or {})
-    args = SimpleNamespace(config=DEMO_MIM, work_dir=str(work_dir), cfg_options=options,
-                           launcher='none', amp=False, resume=resume, no_validate=False,
-                           auto_scale_lr=False, no_pin_memory=True, no_persistent_workers=True)
-    runner = build_runner_from_args(args, 'train')
+    runner = build_runner(DEMO_MIM, str(work_dir), resume=resume, cfg_options=options,
+                          pin_memory=False, persistent_workers=False)
     runner.train()
     return runner
 
@@ -101,3 +98,38 @@ def test_slurm_scripts_call_srun_with_one_task_per_gpu(tmp_path, script, args, t
     assert got[8] == '--quotatype=auto' and got[10:12] == ['-u', osp.join(ROOT, tool)]
     assert got[12:-1] == args[2:-1] + ['--launcher', 'slurm', args[-1]]
     assert got[-1] == '29999'
+
+
+def test_train_and_test_tools_pass_their_flags_to_build_runner(monkeypatch):
+    """tools/train.py and tools/test.py hand each flag to ``build_runner``'s keyword of the
+    same meaning (tests call ``build_runner`` directly, without an argparse namespace)."""
+    import importlib.util
+    calls = []
+
+    class FakeRunner:
+        def train(self):
+            calls.append('train')
+
+        test = train
+
+    def load(name):
+        spec = importlib.util.spec_from_file_location(f'_eva_{name}', osp.join(ROOT, 'tools',
+                                                                                f'{name}.py'))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        monkeypatch.setattr(module, 'build_runner',
+                            lambda *a, **kw: calls.append((a, kw)) or FakeRunner())
+        return module
+
+    load('train').main(['c.py', '--work-dir', 'w', '--resume', '--amp', '--no-validate',
+                        '--no-pin-memory', '--cfg-options', 'a.b=1'])
+    args, kwargs = calls[0]
+    assert args == ('c.py',) and kwargs == dict(
+        work_dir='w', resume='auto', amp=True, cfg_options={'a.b': 1}, launcher='none',
+        no_validate=True, auto_scale_lr=False, pin_memory=False, persistent_workers=True)
+    calls.clear()
+    load('test').main(['c.py', 'x.pth', '--tta', '--out', 'r.pkl'])
+    args, kwargs = calls[0]
+    assert args == ('c.py',) and kwargs == dict(
+        work_dir=None, amp=False, cfg_options={}, mode='test', launcher='none',
+        checkpoint='x.pth', tta=True, out='r.pkl')

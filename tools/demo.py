@@ -2,7 +2,7 @@
 
     python tools/demo.py [--work-dir work_dirs/demo] [--stages pretrain,classification,...]
 
-Each stage (``projects/eva/<stage>/demo.py::run_demo_stage``) writes its data under
+Each stage (``projects/eva/demo/<stage>.py::run_demo_stage``) writes its data under
 ``data/demo/`` once, trains with its config in ``configs/demo/`` through the same Runner as
 ``tools/train.py``, and returns rows for ``<work-dir>/results.md``.
 """
@@ -17,12 +17,12 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import projects.eva  # noqa: E402,F401
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-# in the order they run; a stage whose package has no demo.py yet is skipped with a note
+# in the order they run
 STAGES = ('pretrain', 'classification', 'detection', 'segmentation', 'video', 'clip')
 
 
 def available_stages():
-    return [s for s in STAGES if osp.isfile(osp.join(ROOT, 'projects', 'eva', s, 'demo.py'))]
+    return [s for s in STAGES if osp.isfile(osp.join(ROOT, 'projects', 'eva', 'demo', f'{s}.py'))]
 
 
 def main():
@@ -38,7 +38,7 @@ def main():
     for name in args.stages.split(','):
         if name not in available_stages():
             raise SystemExit(f'unknown demo stage {name!r}; available: {available_stages()}')
-        module = importlib.import_module(f'projects.eva.{name}.demo')
+        module = importlib.import_module(f'projects.eva.demo.{name}')
         rows += module.run_demo_stage(args.work_dir, args.data_root)
         _write_table(rows, args.work_dir)  # keep partial results if a later stage fails
     text = _write_table(rows, args.work_dir)

@@ -38,8 +38,17 @@ if [ -z "$WHEEL" ]; then
 fi
 $PIP install -q --no-deps "$WHEEL"
 # mmcv's own runtime deps (not installed with --no-deps)
-$PIP install -q addict packaging Pillow pyyaml yapf opencv-python-headless numpy
+$PIP install -q addict packaging Pillow pyyaml yapf numpy
 $PIP install -q -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/tests.txt"
+# Exactly one OpenCV (opencv-python-headless, pinned in runtime.txt): opencv-python (wanted by
+# mmengine, lvis) and opencv-contrib-python (mmaction2) ship the same cv2/ and overwrite it, so
+# those three are installed without dependencies; a venv made before this keeps none of them.
+$PIP install -q --no-deps -r "$ROOT/requirements/nodeps.txt"
+if $PIP show opencv-python >/dev/null 2>&1 || $PIP show opencv-contrib-python >/dev/null 2>&1; then
+  $PIP uninstall -q -y opencv-python opencv-contrib-python || true
+  # the uninstall removed the cv2/ files the kept distribution shares with them
+  $PIP install -q --no-deps --force-reinstall "$(grep '^opencv-python-headless==' "$ROOT/requirements/runtime.txt")"
+fi
 $PIP install -q --no-deps --no-build-isolation -e "$ROOT"
 "$VENV/bin/python" -c "import mmcv.ops, mmdet, mmseg, mmpretrain, projects.eva; import mmaction.models" 
 echo "$REQ_HASH" > "$STAMP"

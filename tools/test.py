@@ -1,6 +1,7 @@
 """Evaluate a checkpoint with any EVA config.
 
-    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--tta] [--out FILE] [--cfg-options ...]
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--tta] [--out FILE] [--tensorboard]
+        [--cfg-options ...]
 """
 import argparse
 import os
@@ -10,7 +11,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import projects.eva  # noqa: E402,F401
-from projects.eva.runner import build_runner_from_args, finish_distributed  # noqa: E402
+from projects.eva.runner import build_runner, finish_distributed  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -21,6 +22,8 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', help='the dir to save logs and results')
     parser.add_argument('--out', help='dump predictions to a pickle file')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation')
+    parser.add_argument('--tensorboard', action='store_true',
+                        help='also log scalars to TensorBoard (<work_dir>/<time>/vis_data)')
     parser.add_argument('--amp', action='store_true')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -34,7 +37,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    runner = build_runner_from_args(args, mode='test')
+    runner = build_runner(
+        args.config, work_dir=args.work_dir, amp=args.amp, cfg_options=args.cfg_options,
+        mode='test', launcher=args.launcher, checkpoint=args.checkpoint, tta=args.tta,
+        out=args.out, tensorboard=args.tensorboard)
     runner.test()
     finish_distributed()
 

@@ -1,6 +1,7 @@
 """Train any EVA config (pretrain, classification, detection, segmentation, video, clip).
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--cfg-options k=v ...]
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--tensorboard]
+        [--cfg-options k=v ...]
     tools/dist_train.sh CONFIG NUM_GPUS [...]            # torchrun, --launcher pytorch
 
 Same interface as mmpretrain/mmdet/mmseg/mmaction2 ``tools/train.py``; the config's
@@ -16,7 +17,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import projects.eva  # noqa: E402,F401  (stack fixes: torch.load for --resume, mmaction shim)
 from mmengine.config import DictAction  # noqa: E402
 
-from projects.eva.runner import build_runner_from_args, finish_distributed  # noqa: E402
+from projects.eva.runner import build_runner, finish_distributed  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -27,6 +28,8 @@ def parse_args(argv=None):
                         help='resume from the given checkpoint, or the latest one in the '
                         'work dir when no path is given')
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument('--tensorboard', action='store_true',
+                        help='also log scalars to TensorBoard (<work_dir>/<time>/vis_data)')
     parser.add_argument('--no-validate', action='store_true', help='skip validation')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr by the actual total batch size')
@@ -45,7 +48,11 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    runner = build_runner_from_args(args, mode='train')
+    runner = build_runner(
+        args.config, work_dir=args.work_dir, resume=args.resume, amp=args.amp,
+        cfg_options=args.cfg_options, launcher=args.launcher, no_validate=args.no_validate,
+        auto_scale_lr=args.auto_scale_lr, pin_memory=not args.no_pin_memory,
+        persistent_workers=not args.no_persistent_workers, tensorboard=args.tensorboard)
     runner.train()
     finish_distributed()
 

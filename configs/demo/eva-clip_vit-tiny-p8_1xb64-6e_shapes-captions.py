@@ -2,7 +2,7 @@
 # Image tower: a tiny EVAViT (4 blocks, 96 wide) at 64 px / patch 8, final LN + cls token +
 # Linear projection; text tower: the EVA-CLIP text transformer shrunk to 2 layers x 64 wide
 # with the real CLIP BPE tokenizer (vocab 49408, offline) and a 16-token context.
-# Data (projects/eva/datasets/synthetic_clip.py, written by tools/demo.py): 2400 rendered
+# Data (projects/eva/demo/synthetic_clip.py, written by tools/demo.py): 2400 rendered
 # shapes with captions ("a small red circle at the top left") in open_clip's CSV layout;
 # zero-shot test on 360 held-out images of the 18 colour-shape classes (chance 5.6%).
 # The real recipes are configs/clip/eva-clip_vit-g-p14_*.py.

@@ -17,7 +17,15 @@ train_pipeline = [
          aspect_ratio_range=(0.85, 1.18), backend='pillow', interpolation='bicubic'),
     dict(type='PackInputs'),
 ]
-test_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
+# the digits are written at 56 px (a no-op for them); other pictures (tools/inference.py on a
+# photo) are brought to the model's input size as in the real configs
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='ResizeEdge', scale=img_size, edge='short', backend='pillow',
+         interpolation='bicubic'),
+    dict(type='CenterCrop', crop_size=img_size),
+    dict(type='PackInputs'),
+]
 train_dataloader = dict(
     batch_size=64, num_workers=2, persistent_workers=True,
     sampler=dict(type='EpochSeededSampler', shuffle=True),

@@ -4,7 +4,7 @@
 # 1 and 3, decomposed rel-pos, the simple feature pyramid (32 ch), the 3-stage cascade with
 # LayerNorm 4conv1fc box heads and 4-conv mask heads, LSJ, AdamW + layer decay.
 # Trained from scratch (no weights can be downloaded) on generated shapes with masks
-# (projects/eva/datasets/synthetic_detection.py; tools/demo.py writes them). Sized for a
+# (projects/eva/demo/synthetic_detection.py; tools/demo.py writes them). Sized for a
 # 2-core CPU: thin heads (32 ch), few proposals and RoIs, one evaluation at the end.
 # One departure: the pyramid has no LayerNorm (detectron2's norm=""). From random init, what
 # tells a shape from the background here is mostly the *norm* of each token's feature

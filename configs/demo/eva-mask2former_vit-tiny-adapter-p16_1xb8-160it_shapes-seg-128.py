@@ -2,7 +2,7 @@
 # The same model classes and pipeline as configs/segmentation/ (EVAViT + EVAAdapter with
 # deform_ratio 0.5, mmseg Mask2FormerHead, layer decay, warmup + poly), scaled down: a 4-block
 # 64-wide EVAViT from scratch (no weights can be downloaded here), 128 px crops, 16 queries,
-# 3 decoder layers. Data: shapes drawn by projects/eva/datasets/synthetic_segmentation.py
+# 3 decoder layers. Data: shapes drawn by projects/eva/demo/synthetic_segmentation.py
 # (tools/demo.py writes them), in ADE20K's layout.
 _base_ = 'mmseg::_base_/default_runtime.py'
 custom_imports = dict(imports=['projects.eva.segmentation', 'projects.eva.engine'],

@@ -3,7 +3,7 @@
 # Teacher: a tiny CLIP-architecture ViT with a *fixed random* init (seed 0) -- NOT a
 # pretrained CLIP (no weights can be downloaded here); the real recipe is
 # configs/pretrain/eva-mim_vit-g-p14_128xb32-150e_merged30m.py with OpenAI's ViT-L/14.
-# Data: images drawn by projects/eva/datasets/synthetic.py (tools/demo.py writes them).
+# Data: images drawn by projects/eva/demo/synthetic.py (tools/demo.py writes them).
 _base_ = '../_base_/eva_mim_runtime.py'
 
 data_root = 'data/demo/mim'

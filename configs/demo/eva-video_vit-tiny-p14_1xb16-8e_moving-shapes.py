@@ -2,7 +2,7 @@
 # A tiny EVAViT (2 blocks, 96 wide) in the real video layout -- 8 frames through the shared
 # patch embedding, joint space-time attention over 1 + 8 x 4 x 4 tokens, mean pooling +
 # fc_norm + EVAVideoHead -- trained from scratch on generated clips of a shape moving left /
-# right / up / down (projects/eva/datasets/synthetic_video.py; no single frame tells them
+# right / up / down (projects/eva/demo/synthetic_video.py; no single frame tells them
 # apart). No horizontal flip: it would swap left and right. Real recipes: configs/video/.
 # From scratch, unlike EVA-01 (which starts from MIM weights), two settings differ:
 # * init_std 0.2: EVA-01's 0.02 suits 1408-wide layers; truncated at +-1 sigma, 0.2 gives
@@ -15,6 +15,8 @@ custom_imports = dict(imports=['projects.eva.video', 'projects.eva.engine'],
 
 data_root = 'data/demo/video'
 num_frames = 8
+# label order of projects/eva/demo/synthetic_video.py; names for tools/inference.py
+metainfo = dict(classes=('left', 'right', 'up', 'down'))
 model = dict(
     type='Recognizer3D',
     backbone=dict(
@@ -59,17 +61,17 @@ train_dataloader = dict(
     sampler=dict(type='EpochSeededSampler', shuffle=True),
     dataset=dict(type='EpochSeededDataset', seed=0, dataset=dict(
         type='VideoDataset', ann_file=data_root + '/train_list_videos.txt',
-        data_prefix=dict(video=data_root), pipeline=train_pipeline)))
+        data_prefix=dict(video=data_root), metainfo=metainfo, pipeline=train_pipeline)))
 val_dataloader = dict(
     batch_size=16, num_workers=2, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(type='VideoDataset', ann_file=data_root + '/val_list_videos.txt',
-                 data_prefix=dict(video=data_root), pipeline=val_pipeline, test_mode=True))
+                 data_prefix=dict(video=data_root), metainfo=metainfo, pipeline=val_pipeline, test_mode=True))
 test_dataloader = dict(
     batch_size=8, num_workers=2, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(type='VideoDataset', ann_file=data_root + '/val_list_videos.txt',
-                 data_prefix=dict(video=data_root), pipeline=test_pipeline, test_mode=True))
+                 data_prefix=dict(video=data_root), metainfo=metainfo, pipeline=test_pipeline, test_mode=True))
 val_evaluator = dict(type='AccMetric')
 test_evaluator = val_evaluator
 

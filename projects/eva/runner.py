@@ -1,5 +1,6 @@
 """Config -> Runner, shared by ``tools/train.py`` and ``tools/test.py``."""
 import os.path as osp
+from typing import Optional
 
 import torch
 from mmengine.config import Config
@@ -31,16 +32,19 @@ def check_top_level_keys(cfg: Config, source: str):
                            '(mmengine would silently ignore it)')
 
 
-def load_config(args) -> Config:
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    check_top_level_keys(cfg, args.config)
-    cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
+def load_config(config: str, cfg_options: Optional[dict] = None, launcher: str = 'none',
+                work_dir: Optional[str] = None, amp: bool = False) -> Config:
+    """Read ``config`` and apply what every tool applies: overrides, key check, work dir,
+    the CPU/gloo fallbacks and ``--amp``."""
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    check_top_level_keys(cfg, config)
+    cfg.launcher = launcher
+    if work_dir is not None:
+        cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config))[0])
     if not torch.cuda.is_available() and cfg.get('env_cfg', {}).get('dist_cfg'):
         cfg.env_cfg.dist_cfg.backend = 'gloo'  # CPU runs (tests, demo) use gloo
         if cfg.launcher != 'none' and cfg.get('model_wrapper_cfg') is None \
@@ -49,7 +53,7 @@ def load_config(args) -> Config:
             cfg.model_wrapper_cfg = dict(
                 type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False,
                 find_unused_parameters=cfg.get('find_unused_parameters', False))
-    if getattr(args, 'amp', False):
+    if amp:
         wrapper = cfg.optim_wrapper
         if wrapper.get('type', 'OptimWrapper') not in AMP_WRAPPERS:
             if 'type' in wrapper and wrapper['type'] not in ('OptimWrapper', 'mmengine.OptimWrapper'):
@@ -59,34 +63,51 @@ def load_config(args) -> Config:
     wrapper = cfg.get('optim_wrapper')
     if (not torch.cuda.is_available() and isinstance(wrapper, dict)
             and wrapper.get('type') in AMP_WRAPPERS):
-        from .engine import amp  # noqa: F401  (mmengine's AmpOptimWrapper asserts a GPU)
+        from .engine import amp as _amp  # noqa: F401  (mmengine's AmpOptimWrapper asserts a GPU)
         wrapper.type = 'AnyDeviceAmpOptimWrapper'
     return cfg
 
 
-def build_runner_from_args(args, mode: str = 'train'):
-    cfg = load_config(args)
+def build_runner(config: str, work_dir: Optional[str] = None, resume: Optional[str] = None,
+                 amp: bool = False, cfg_options: Optional[dict] = None, *,
+                 mode: str = 'train', launcher: str = 'none', no_validate: bool = False,
+                 auto_scale_lr: bool = False, pin_memory: bool = True,
+                 persistent_workers: bool = True, checkpoint: Optional[str] = None,
+                 tta: bool = False, out: Optional[str] = None, tensorboard: bool = False):
+    """The Runner ``tools/train.py`` (``mode='train'``) or ``tools/test.py`` (``'test'``)
+    builds; each keyword is the tool's flag of the same name.
+
+    ``resume``: ``'auto'`` (latest checkpoint in the work dir), a checkpoint path, or None.
+    ``checkpoint``: the weights ``mode='test'`` evaluates. ``pin_memory=False`` /
+    ``persistent_workers=False`` switch those off in every dataloader.
+    """
+    if mode not in ('train', 'test'):
+        raise ValueError(f"build_runner: mode must be 'train' or 'test', got {mode!r}")
+    cfg = load_config(config, cfg_options, launcher, work_dir, amp)
+    if tensorboard:
+        from .tensorboard import enable_tensorboard
+        enable_tensorboard(cfg)
     if mode == 'train':
-        if args.resume == 'auto':  # newest readable checkpoint, past a truncated one
+        if resume == 'auto':  # newest readable checkpoint, past a truncated one
             from .engine.safety import resume_from
             cfg.resume, cfg.load_from = True, resume_from(cfg.work_dir)
-        elif args.resume is not None:
-            cfg.resume, cfg.load_from = True, args.resume
-        if args.no_validate:
+        elif resume is not None:
+            cfg.resume, cfg.load_from = True, resume
+        if no_validate:
             cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
-        if args.auto_scale_lr:
+        if auto_scale_lr:
             cfg.setdefault('auto_scale_lr', {})['enable'] = True
-        for flag, key in (('no_pin_memory', 'pin_memory'),
-                          ('no_persistent_workers', 'persistent_workers')):
-            if getattr(args, flag):
+        for enabled, key in ((pin_memory, 'pin_memory'),
+                             (persistent_workers, 'persistent_workers')):
+            if not enabled:
                 for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
                     if cfg.get(loader):
                         cfg[loader][key] = False
     else:
-        cfg.load_from = args.checkpoint
-        if args.tta:
+        cfg.load_from = checkpoint
+        if tta:
             if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
-                raise KeyError(f'{args.config} defines no tta_model/tta_pipeline for --tta')
+                raise KeyError(f'{config} defines no tta_model/tta_pipeline for --tta')
             cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
             cfg.tta_model.module = cfg.model
             if cfg.model.get('data_preprocessor') is not None:
@@ -94,16 +115,16 @@ def build_runner_from_args(args, mode: str = 'train'):
                 # the Runner fills from the config's top-level variable: keep the module's
                 cfg.tta_model.setdefault('data_preprocessor', cfg.model.data_preprocessor)
             cfg.model = cfg.tta_model
-        if args.out:
+        if out:
             evaluator = cfg.test_evaluator
             evaluator = list(evaluator) if isinstance(evaluator, (list, tuple)) else [evaluator]
-            evaluator.append(dict(type='mmengine.DumpResults', out_file_path=args.out))
+            evaluator.append(dict(type='mmengine.DumpResults', out_file_path=out))
             cfg.test_evaluator = evaluator
-        if getattr(args, 'amp', False):  # mmengine's TestLoop runs under autocast
+        if amp:  # mmengine's TestLoop runs under autocast
             cfg.test_cfg = dict(cfg.get('test_cfg') or {}, fp16=True)
     # FiniteLossHook, TorchRNGStateHook, AtomicCheckpointHook, CheckpointFitHook, hook args
     from .engine.safety import add_safety
-    add_safety(cfg, mode, args.config)
+    add_safety(cfg, mode, config)
     if 'runner_type' in cfg:
         from mmengine.registry import RUNNERS
         return RUNNERS.build(cfg)

@@ -1,2 +1,3 @@
-"""Measurement code behind ``tools/analysis_tools``: backbone benchmarks against timm and
-mmpretrain, FLOP counts, training-memory estimates and result tables."""
+"""Measurement code behind ``tools/analysis_tools``: FLOP counts, memory estimates, timing
+utilities and result tables. The peer benchmarks (timm, mmpretrain) are harnesses in
+``tools/analysis_tools``, not part of this package."""

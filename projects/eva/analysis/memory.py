@@ -14,7 +14,7 @@ from typing import Dict, Optional
 
 import torch
 
-from .benchmark import count_saved_activations
+from .measure import count_saved_activations
 
 GIB = 2**30
 STRATEGIES = ('ddp-amp', 'zero1', 'zero2', 'zero3', 'fsdp')

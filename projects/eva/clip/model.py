@@ -270,8 +270,9 @@ class EVACLIP(BaseModel):
         labels = scores.argmax(dim=-1)
         out = []
         for i in range(scores.shape[0]):
-            ds = DataSample()
             src = data_samples[i] if data_samples is not None else None
+            # keep img_path & co., as mmpretrain's classifiers do (DumpResults, inferencers)
+            ds = DataSample(metainfo=src.metainfo) if src is not None else DataSample()
             if src is not None and 'gt_label' in src:
                 ds.set_gt_label(src.gt_label)
             out.append(ds.set_pred_score(scores[i]).set_pred_label(labels[i]))

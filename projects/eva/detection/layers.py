@@ -21,6 +21,11 @@ class LN2d(nn.LayerNorm):
 
     mmcv's ``LN`` normalises the last dimension, which is wrong for NCHW features, and
     mmpretrain's ``LN2d`` lives in a sibling registry that mmdet configs do not see.
+
+    The output is a *dense* NCHW tensor: the permuted view that ``F.layer_norm`` works on is
+    channels-last in memory, and mmcv 2.1.0's ``roi_align`` (CPU and CUDA) reads its input
+    as dense NCHW whatever its strides, so returning the view made every RoI feature read
+    the wrong memory (docs/mmcv_ops_audit.md).
     """
 
     def __init__(self, num_features: int, eps: float = 1e-6, **kwargs):
@@ -31,7 +36,14 @@ class LN2d(nn.LayerNorm):
             raise ValueError(f'LN2d expects an NCHW tensor, got shape {tuple(x.shape)}')
         x = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight,
                          self.bias, self.eps)
-        return x.permute(0, 3, 1, 2)
+        return x.permute(0, 3, 1, 2).contiguous()
+
+
+def dense_nchw(feats: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, ...]:
+    """The maps as dense NCHW tensors (a no-op for those already dense), for mmcv ops that
+    index ``data_ptr()`` as NCHW and ignore strides (``roi_align``): a channels-last or
+    permuted map would be read as the wrong pixels without any error."""
+    return tuple(f if f.is_contiguous() else f.contiguous() for f in feats)
 
 
 @MODELS.register_module()
@@ -104,4 +116,6 @@ class SimpleFeaturePyramid(BaseModule):
                 zip(self.resamplers, self.lateral_convs, self.fpn_convs)]
         if self.num_outs > len(outs):
             outs.append(F.max_pool2d(outs[-1], kernel_size=1, stride=2))
-        return tuple(outs)
+        # the RoI extractors hand these maps to mmcv's roi_align, which ignores strides: a
+        # channels_last input (or norm) would otherwise reach it as channels-last memory
+        return dense_nchw(outs)

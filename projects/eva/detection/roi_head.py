@@ -17,6 +17,8 @@ from mmdet.structures.bbox import bbox2roi, get_box_tensor
 from mmdet.models.utils import empty_instances
 from torch import Tensor
 
+from .layers import dense_nchw
+
 
 def maskness(mask_probs: Tensor, thresh: float = 0.5) -> Tensor:
     """Mean probability of the pixels above ``thresh`` per mask (N, H, W) -> (N,); 0 for
@@ -64,7 +66,8 @@ class EVACascadeRoIHead(CascadeRoIHead):
     # ------------------------------------------------------------------ boxes
     def _bbox_forward(self, stage: int, x: Tuple[Tensor], rois: Tensor) -> dict:
         roi_extractor, head = self.bbox_roi_extractor[stage], self.bbox_head[stage]
-        feats = roi_extractor(x[:roi_extractor.num_inputs], rois)
+        # mmcv's roi_align ignores strides: hand it dense NCHW maps whatever the neck gave
+        feats = roi_extractor(dense_nchw(x[:roi_extractor.num_inputs]), rois)
         if self.stage_grad_scale and self.training:
             feats = _ScaleGrad.apply(feats, 1.0 / self.num_stages)
         cls_score, bbox_pred = head(feats)
@@ -128,6 +131,10 @@ class EVACascadeRoIHead(CascadeRoIHead):
         return results_list
 
     # ------------------------------------------------------------------ masks
+    def _mask_forward(self, stage: int, x: Tuple[Tensor], rois: Tensor) -> dict:
+        """mmdet's, on dense NCHW maps (mmcv's roi_align ignores strides)."""
+        return super()._mask_forward(stage, dense_nchw(x), rois)
+
     def mask_probs(self, x: Tuple[Tensor], mask_rois: Tensor, labels: Tensor) -> Tensor:
         """Sigmoid probabilities (R, 1, 28, 28) of each RoI's own class channel, averaged
         over the stages' mask heads (identical heads after converting EVA-01's single head,

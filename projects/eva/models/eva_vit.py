@@ -18,6 +18,9 @@ import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
+from .attention import (CPU_BF16_EXPLICIT_ATTN_MAX_TOKENS, attention,  # noqa: F401
+                        decomposed_rel_pos_terms, expand_bias)
+
 ARCH_ZOO = {
     'tiny': dict(embed_dims=192, num_layers=12, num_heads=3, feedforward_channels=768),
     'small': dict(embed_dims=384, num_layers=12, num_heads=6, feedforward_channels=1536),
@@ -98,41 +101,20 @@ def resize_rel_pos(rel_pos: torch.Tensor, length: int, mode: str = 'linear') -> 
 def decomposed_rel_pos_bias(q: torch.Tensor, rel_pos_h: torch.Tensor,
                             rel_pos_w: torch.Tensor, size: Tuple[int, int],
                             interp: str = 'linear') -> torch.Tensor:
-    """MViTv2/ViTDet decomposed relative position bias as an additive attention mask.
+    """MViTv2/ViTDet decomposed relative position bias as a dense additive mask (the N²
+    reference; :class:`Attention` passes the factors to :func:`attention` instead).
 
     ``q``: (B, heads, h*w, head_dim). Returns (B, heads, h*w, h*w), added to the logits.
     """
+    return expand_bias(q, rel_pos_terms(q, rel_pos_h, rel_pos_w, size, interp))
+
+
+def rel_pos_terms(q: torch.Tensor, rel_pos_h: torch.Tensor, rel_pos_w: torch.Tensor,
+                  size: Tuple[int, int], interp: str = 'linear'):
+    """The (rel_h, rel_w) factors of the decomposed bias, tables resized to the grid."""
     h, w = size
-    rh = resize_rel_pos(rel_pos_h, 2 * h - 1, interp)
-    rw = resize_rel_pos(rel_pos_w, 2 * w - 1, interp)
-    coords_h = torch.arange(h, device=q.device)
-    coords_w = torch.arange(w, device=q.device)
-    table_h = rh[(coords_h[:, None] - coords_h[None, :]) + h - 1]  # (h, h, C)
-    table_w = rw[(coords_w[:, None] - coords_w[None, :]) + w - 1]  # (w, w, C)
-    b, heads, _, dim = q.shape
-    r_q = q.reshape(b, heads, h, w, dim)
-    bias_h = torch.einsum('bnhwc,hkc->bnhwk', r_q, table_h.to(q.dtype))
-    bias_w = torch.einsum('bnhwc,wkc->bnhwk', r_q, table_w.to(q.dtype))
-    bias = bias_h[..., :, None] + bias_w[..., None, :]  # (b, n, h, w, h, w)
-    return bias.reshape(b, heads, h * w, h * w)
-
-
-# On CPU in bf16, PyTorch's SDPA kernel is 1.5-3x slower (forward+backward) than the explicit
-# softmax(q k^T) v for up to ~1k tokens, and equal beyond (measured with torch 2.14 on this
-# project's 2-core machine; docs/performance.md). GPUs and fp32 always take SDPA.
-CPU_BF16_EXPLICIT_ATTN_MAX_TOKENS = 1024
-
-
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-              bias: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """softmax(q k^T / sqrt(d) + bias) v over (B, heads, N, d) tensors."""
-    if (q.device.type == 'cpu' and q.dtype == torch.bfloat16
-            and q.shape[-2] <= CPU_BF16_EXPLICIT_ATTN_MAX_TOKENS):
-        logits = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
-        if bias is not None:
-            logits = logits + bias
-        return logits.softmax(-1) @ v
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    return decomposed_rel_pos_terms(q, resize_rel_pos(rel_pos_h, 2 * h - 1, interp),
+                                    resize_rel_pos(rel_pos_w, 2 * w - 1, interp), size)
 
 
 def beit_relative_position_index(h: int, w: int) -> torch.Tensor:
@@ -239,6 +221,10 @@ class Attention(nn.Module):
 
     def rel_pos_bias(self, n: int) -> torch.Tensor:
         """(heads, n, n) BEiT bias for ``n`` tokens: the table's grid, with or without cls."""
+        return self.relative_position_bias_table[self.rel_pos_index(n)].permute(2, 0, 1)
+
+    def rel_pos_index(self, n: int) -> torch.Tensor:
+        """(n, n) rows of the BEiT table for ``n`` tokens (with or without cls)."""
         h, w = self.rel_pos_bias_size
         index = self.relative_position_index
         if n == h * w:
@@ -247,7 +233,7 @@ class Attention(nn.Module):
             raise ValueError(f'the relative-position bias table is for a {h}x{w} patch grid '
                              f'({h * w} tokens + cls), got {n} tokens: feed inputs of the '
                              'model\'s img_size (e.g. slide inference with that crop)')
-        return self.relative_position_bias_table[index].permute(2, 0, 1)
+        return index
 
     def forward(self, x: torch.Tensor, hw: Optional[Tuple[int, int]] = None) -> torch.Tensor:
         b, n, c = x.shape
@@ -256,25 +242,24 @@ class Attention(nn.Module):
             bias = torch.cat([self.q_bias, self.k_bias, self.v_bias])
         qkv = F.linear(x, self.qkv.weight, bias)
         q, k, v = qkv.view(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        mask = None
+        rel = table = None
         if self.rel_pos_size:
             if hw is None or hw[0] * hw[1] != n:
                 raise ValueError('relative positions need the (h, w) token grid of the input')
-            mask = decomposed_rel_pos_bias(q, self.rel_pos_h, self.rel_pos_w, hw,
-                                           self.rel_pos_interp)
+            rel = rel_pos_terms(q, self.rel_pos_h, self.rel_pos_w, hw, self.rel_pos_interp)
         if self.rel_pos_bias_size:
             if hw is not None and n == hw[0] * hw[1] and tuple(hw) != self.rel_pos_bias_size:
                 raise ValueError(f'the relative-position bias table is for a '
                                  f'{self.rel_pos_bias_size} patch grid, the input grid is {hw}')
-            table_bias = self.rel_pos_bias(n)
-            mask = table_bias if mask is None else mask + table_bias
+            table = (self.relative_position_bias_table, self.rel_pos_index(n))
         if self.fp32_attention and q.dtype != torch.float32:
             with torch.autocast(x.device.type, enabled=False):
                 out = attention(q.float(), k.float(), v.float(),
-                                None if mask is None else mask.float())
+                                rel_pos=None if rel is None else tuple(t.float() for t in rel),
+                                pos_table=None if table is None else (table[0].float(), table[1]))
             out = out.to(x.dtype)
         else:
-            out = attention(q, k, v, None if mask is None else mask.to(q.dtype))
+            out = attention(q, k, v, rel_pos=rel, pos_table=table)
         out = out.transpose(1, 2).reshape(b, n, c)
         return self.proj(out)
 

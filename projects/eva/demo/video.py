@@ -2,14 +2,14 @@
 import os.path as osp
 import time
 
-from ..demo_utils import build_runner, config_path, plot_curve, read_scalars
+from .utils import build_runner, config_path, plot_curve, read_scalars
 
 CONFIG = 'demo/eva-video_vit-tiny-p14_1xb16-8e_moving-shapes.py'
 SPLITS = {'train': 256, 'val': 32}  # videos per class (4 classes)
 
 
 def run_demo_stage(work_dir: str, data_root: str) -> list:
-    from ..datasets.synthetic_video import DIRECTIONS, make_moving_shapes
+    from .synthetic_video import DIRECTIONS, make_moving_shapes
     root = osp.join(data_root, 'video')
     if not osp.isfile(osp.join(root, 'val_list_videos.txt')):
         make_moving_shapes(root, SPLITS, size=64, frames=16, seed=0)

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from ..demo_utils import build_runner, config_path, plot_curve, read_scalars
+from .utils import build_runner, config_path, plot_curve, read_scalars
 
 CONFIG = 'demo/eva-det_vit-tiny-p16_cascade-mask-rcnn_shapes-128.py'
 PALETTE = ((230, 60, 60), (60, 200, 90), (70, 110, 240))
@@ -28,7 +28,7 @@ def _options(root: str, name: str) -> dict:
 
 def make_data(root: str) -> None:
     """Generate the shapes once; again only when ``DATA`` changed since the last run."""
-    from ..datasets.synthetic_detection import make_coco_instances
+    from .synthetic_detection import make_coco_instances
     stamp = osp.join(root, 'generated_with.json')
     want = json.dumps(DATA, sort_keys=True)
     if osp.isfile(stamp) and open(stamp).read() == want:

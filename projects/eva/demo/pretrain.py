@@ -2,11 +2,11 @@
 import os.path as osp
 import time
 
-from ..demo_utils import build_runner, config_path, plot_curve, read_scalars
+from .utils import build_runner, config_path, plot_curve, read_scalars
 
 
 def run_demo_stage(work_dir: str, data_root: str) -> list:
-    from ..datasets.synthetic import make_unlabeled_images
+    from .synthetic import make_unlabeled_images
     root = osp.join(data_root, 'mim')
     if not osp.isdir(osp.join(root, 'train')):
         make_unlabeled_images(osp.join(root, 'train'), num=512, size=112, seed=0)

@@ -3,13 +3,13 @@ zero-shot classification of held-out images from class-name prompts alone."""
 import os.path as osp
 import time
 
-from ..demo_utils import build_runner, config_path, plot_curve, read_scalars
+from .utils import build_runner, config_path, plot_curve, read_scalars
 
 CONFIG = 'demo/eva-clip_vit-tiny-p8_1xb64-6e_shapes-captions.py'
 
 
 def run_demo_stage(work_dir: str, data_root: str) -> list:
-    from ..datasets.synthetic_clip import make_caption_dataset
+    from .synthetic_clip import make_caption_dataset
     root = osp.join(data_root, 'clip')
     if not osp.isfile(osp.join(root, 'train', 'captions.tsv')):
         make_caption_dataset(root, num_train=1800, num_test_per_class=20, size=40, seed=0)

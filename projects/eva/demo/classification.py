@@ -4,7 +4,7 @@ import glob
 import os.path as osp
 import time
 
-from ..demo_utils import build_runner, config_path
+from .utils import build_runner, config_path
 
 
 def _latest_checkpoint(work_dir):
@@ -16,7 +16,7 @@ def _latest_checkpoint(work_dir):
 def run_demo_stage(work_dir: str, data_root: str) -> list:
     from sklearn.linear_model import LogisticRegression
 
-    from ..datasets.synthetic import digits_split, make_digits_folders
+    from .synthetic import digits_split, make_digits_folders
     root = osp.join(data_root, 'digits56')
     if not osp.isdir(osp.join(root, 'val')):
         make_digits_folders(root, size=56)

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from ..demo_utils import build_runner, config_path, plot_curve, read_scalars
+from .utils import build_runner, config_path, plot_curve, read_scalars
 
 CONFIG = 'demo/eva-mask2former_vit-tiny-adapter-p16_1xb8-160it_shapes-seg-128.py'
 
@@ -55,7 +55,7 @@ def save_overlays(runner, out_dir: str, num: int = 6) -> list:
 
 
 def run_demo_stage(work_dir: str, data_root: str) -> list:
-    from ..datasets.synthetic_segmentation import make_segmentation_shapes
+    from .synthetic_segmentation import make_segmentation_shapes
     root = osp.join(data_root, 'seg_shapes')
     if not osp.isdir(osp.join(root, 'annotations', 'validation')):
         make_segmentation_shapes(root, num_train=256, num_val=64, size=128, seed=0)

@@ -1,10 +1,9 @@
-"""Helpers shared by the demo stages (``projects/eva/<task>/demo.py``, run by tools/demo.py)."""
+"""Helpers shared by the demo stages (``projects/eva/demo/<stage>.py``, run by tools/demo.py)."""
 import json
 import os
 import os.path as osp
-from types import SimpleNamespace
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 
 def config_path(name: str) -> str:
@@ -39,10 +38,6 @@ def plot_curve(steps, values, path, title, ylabel='loss'):
 def build_runner(config: str, work_dir: str, options: dict = None, mode: str = 'train',
                  checkpoint: str = None):
     """The same Runner that tools/train.py and tools/test.py build."""
-    from .runner import build_runner_from_args
-    args = SimpleNamespace(config=config, work_dir=work_dir, cfg_options=options or {},
-                           launcher='none', amp=False, resume=None, no_validate=False,
-                           auto_scale_lr=False, no_pin_memory=True,
-                           no_persistent_workers=False, checkpoint=checkpoint, tta=False,
-                           out=None)
-    return build_runner_from_args(args, mode=mode)
+    from ..runner import build_runner as _build
+    return _build(config, work_dir, cfg_options=options, mode=mode, pin_memory=False,
+                  checkpoint=checkpoint)

@@ -1,0 +1,438 @@
+"""Predictions on images and videos for every task, through the upstream inferencers.
+
+``build_inferencer(config, checkpoint)`` reads the config's task (:func:`task_of`) and returns
+the OpenMMLab inferencer for it, unchanged: mmpretrain ``ImageClassificationInferencer``
+(classification, and EVA-CLIP zero-shot with the label set switched by
+``EVACLIP.set_classes``), mmdet ``DetInferencer``, mmseg ``MMSegInferencer``, mmaction2
+``ActionRecogInferencer``. What this module adds is only what those leave to the caller:
+class names when the checkpoint carries none (a converted release has no ``dataset_meta``,
+and the inferencers would then fall back to COCO / Cityscapes names), folder expansion, and
+:func:`run_inference`, which writes one JSON and one picture per input with the same fields
+and file names for every task (docs/inference.md lists them).
+"""
+import copy
+import json
+import os
+import os.path as osp
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+from mmengine.config import Config, ConfigDict
+
+IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+VIDEO_EXTS = ('.mp4', '.avi', '.mkv', '.mov', '.webm', '.mpeg', '.mpg')
+TASKS = ('classification', 'zero-shot', 'detection', 'segmentation', 'video')
+
+
+def load_config(config: Union[str, Config], cfg_options: Optional[dict] = None) -> Config:
+    """A config file (its ``custom_imports`` are imported) or a copy of a Config."""
+    if isinstance(config, (Config, ConfigDict)):
+        cfg = copy.deepcopy(config)
+    elif isinstance(config, str):
+        if not osp.isfile(config):
+            raise FileNotFoundError(f'config file not found: {config}')
+        cfg = Config.fromfile(config)
+    else:
+        raise TypeError(f'config must be a path or a Config, got {type(config).__name__}')
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
+def task_of(cfg: Config) -> str:
+    """The task a config trains: EVA-CLIP is zero-shot classification; otherwise the
+    OpenMMLab package of its ``default_scope`` (mmdet / mmseg / mmaction / mmpretrain)."""
+    model_type = str(cfg.model.get('type', ''))
+    if model_type.split('.')[-1] == 'EVACLIP':
+        return 'zero-shot'
+    scope = cfg.get('default_scope')
+    if scope == 'mmdet':
+        return 'detection'
+    if scope == 'mmseg':
+        return 'segmentation'
+    if scope == 'mmaction':
+        return 'video'
+    if scope == 'mmpretrain' and cfg.model.get('head') is not None \
+            and model_type.split('.')[-1] != 'EVAMIM':
+        return 'classification'
+    raise ValueError(f'no inference task for this config (default_scope={scope!r}, '
+                     f'model.type={model_type!r}): MIM pretraining predicts teacher features, '
+                     'not labels; use a classification, EVA-CLIP, detection, segmentation or '
+                     'video config')
+
+
+def read_lines(path: str) -> List[str]:
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'file not found: {path}')
+    with open(path) as f:
+        lines = [line.strip() for line in f if line.strip() and not line.startswith('#')]
+    if not lines:
+        raise ValueError(f'{path}: no non-empty lines')
+    return lines
+
+
+def _checkpoint_dataset_meta(checkpoint: Optional[str]) -> dict:
+    """``meta.dataset_meta`` of a checkpoint, read lazily (mmap): runs of this project save it,
+    converted releases do not."""
+    if not checkpoint:
+        return {}
+    import torch
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
+    try:
+        ckpt = torch.load(checkpoint, map_location='cpu', mmap=True, weights_only=True)
+    except Exception:  # not a zip checkpoint (mmap needs one) or not weights-only
+        ckpt = torch.load(checkpoint, map_location='cpu', weights_only=False)
+    meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
+    return dict(meta.get('dataset_meta') or {})
+
+
+def config_dataset_meta(cfg: Config) -> dict:
+    """The test dataset's metainfo (``classes``, ``palette``) as the dataset would report
+    it, without reading any annotation (``lazy_init``)."""
+    loader = cfg.get('test_dataloader') or cfg.get('val_dataloader')
+    if not loader or not loader.get('dataset'):
+        return {}
+    ds_cfg = copy.deepcopy(loader.dataset)
+    meta = dict(ds_cfg.get('metainfo') or {})
+    if 'classes' in meta:
+        return meta
+    from mmengine.registry import DATASETS, DefaultScope
+    scope = cfg.get('default_scope', 'mmpretrain')
+    with DefaultScope.overwrite_default_scope(scope):
+        cls = DATASETS.get(ds_cfg.type)
+    return dict(getattr(cls, 'METAINFO', {}) or {}) if cls is not None else {}
+
+
+def _fill_dataset_meta(model, ckpt_meta: dict, cfg: Config, classes=None):
+    """Class names in the order: given, checkpoint, config's dataset; upstream defaults
+    (COCO, Cityscapes) only when none of these has any."""
+    meta = dict(getattr(model, 'dataset_meta', None) or getattr(model, '_dataset_meta', None)
+                or {})
+    meta.update(ckpt_meta)
+    if classes is not None:
+        meta['classes'] = list(classes)
+    elif not ckpt_meta.get('classes'):
+        cfg_meta = config_dataset_meta(cfg)
+        if cfg_meta.get('classes'):
+            meta['classes'] = list(cfg_meta['classes'])
+            if cfg_meta.get('palette') is not None:
+                meta['palette'] = cfg_meta['palette']
+    model.dataset_meta = meta
+    return meta
+
+
+def build_inferencer(config: Union[str, Config], checkpoint: Optional[str] = None,
+                     device: Optional[str] = None, classes: Optional[Sequence[str]] = None,
+                     templates: Optional[Sequence[str]] = None,
+                     cfg_options: Optional[dict] = None):
+    """The upstream inferencer for ``config``'s task with ``checkpoint`` loaded.
+
+    Args:
+        classes: class names (required for zero-shot unless the config sets
+            ``model.classnames``; for other tasks they override the checkpoint's).
+        templates: zero-shot prompt templates with ``{}`` (default: the config's).
+    Returns:
+        the inferencer; ``inferencer.eva_task`` says which task it is.
+    """
+    cfg = load_config(config, cfg_options)
+    task = task_of(cfg)
+    if device is None:
+        import torch
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    ckpt_meta = _checkpoint_dataset_meta(checkpoint)
+    if task in ('classification', 'zero-shot'):
+        from mmpretrain.apis import ImageClassificationInferencer
+        if task == 'zero-shot':
+            if classes is None and cfg.model.get('classnames') is None:
+                raise ValueError('zero-shot classification needs class names: pass classes= '
+                                 '(tools/inference.py --classes / --classes-file) or set '
+                                 'model.classnames in the config')
+            if classes is not None:
+                cfg.model.classnames = list(classes)
+            if templates is not None:
+                cfg.model.templates = list(templates)
+        inferencer = ImageClassificationInferencer(
+            model=cfg, pretrained=checkpoint or False, device=device)
+        model = inferencer.model
+        if task == 'zero-shot':
+            from ..clip.zero_shot import get_classnames
+            names = get_classnames(model.classnames)
+        else:
+            meta = _fill_dataset_meta(model, ckpt_meta, cfg, classes)
+            model._dataset_meta = meta
+            names = meta.get('classes')
+        inferencer.classes = list(names) if names is not None else None
+    elif task == 'detection':
+        from mmdet.apis import DetInferencer
+        inferencer = DetInferencer(model=cfg, weights=checkpoint, device=device,
+                                   show_progress=False)
+        _fill_dataset_meta(inferencer.model, ckpt_meta, cfg, classes)
+        inferencer.visualizer.dataset_meta = inferencer.model.dataset_meta
+    elif task == 'segmentation':
+        from mmseg.apis import MMSegInferencer
+        inferencer = MMSegInferencer(model=cfg, weights=checkpoint, device=device)
+        inferencer.show_progress = False
+        meta = _fill_dataset_meta(inferencer.model, ckpt_meta, cfg, classes)
+        if meta.get('palette') is None or len(meta['palette']) < len(meta.get('classes', ())):
+            rng = np.random.RandomState(42)  # fixed colours for names without a palette
+            meta['palette'] = rng.randint(0, 255, size=(len(meta['classes']), 3)).tolist()
+        inferencer.visualizer.set_dataset_meta(meta.get('classes'), meta.get('palette'))
+    else:  # video
+        from mmaction.apis.inferencers import ActionRecogInferencer
+        inferencer = ActionRecogInferencer(model=cfg, weights=checkpoint, device=device)
+        inferencer.show_progress = False
+        meta = _fill_dataset_meta(inferencer.model, ckpt_meta, cfg, classes)
+        if inferencer.visualizer is not None and meta.get('classes'):
+            inferencer.visualizer.dataset_meta = dict(classes=list(meta['classes']))
+    inferencer.eva_task = task
+    return inferencer
+
+
+# ---------------------------------------------------------------------- inputs
+def collect_inputs(inputs: Union[str, Sequence[str]], task: str) -> List[str]:
+    """Files as given, folders expanded (sorted, recursive) to their images, or to their
+    videos for the video task."""
+    exts = VIDEO_EXTS if task == 'video' else IMAGE_EXTS
+    kind = 'video' if task == 'video' else 'image'
+    if isinstance(inputs, str):
+        inputs = [inputs]
+    paths = []
+    for item in inputs:
+        if osp.isdir(item):
+            found = sorted(osp.join(root, f) for root, _, files in os.walk(item)
+                           for f in files if f.lower().endswith(exts))
+            if not found:
+                raise FileNotFoundError(f'no {kind} files ({", ".join(exts)}) under {item}')
+            paths += found
+        elif osp.isfile(item):
+            if not item.lower().endswith(exts):
+                raise ValueError(f'{item}: not a{"" if kind == "video" else "n"} {kind} file '
+                                 f'for the {task} task (expected {", ".join(exts)})')
+            paths.append(item)
+        else:
+            raise FileNotFoundError(f'input not found: {item}')
+    if not paths:
+        raise ValueError('no inputs given')
+    return paths
+
+
+def output_names(paths: Sequence[str]) -> List[str]:
+    """One file stem per input: its own, with ``_<n>`` added where two inputs share it."""
+    names, seen = [], {}
+    for p in paths:
+        stem = osp.splitext(osp.basename(p))[0]
+        n = seen.get(stem, 0)
+        seen[stem] = n + 1
+        names.append(stem if n == 0 else f'{stem}_{n}')
+    return names
+
+
+# ---------------------------------------------------------------------- predictions -> JSON
+def _topk(scores, classes, k: int) -> List[dict]:
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    order = np.argsort(-scores, kind='stable')[:k]
+    return [dict(label=int(i), score=float(scores[i]),
+                 **({'class': str(classes[i])} if classes is not None and i < len(classes)
+                    else {}))
+            for i in order]
+
+
+def _class_record(ds, classes, topk: int) -> dict:
+    scores = ds.pred_score.detach().float().cpu().numpy()
+    top = _topk(scores, classes, topk)
+    rec = dict(pred_label=top[0]['label'], pred_score=top[0]['score'], topk=top,
+               num_classes=int(scores.shape[0]))
+    if 'class' in top[0]:
+        rec['pred_class'] = top[0]['class']
+    return rec
+
+
+def _det_record(ds, classes) -> dict:
+    inst = ds.pred_instances
+    labels = inst.labels.cpu().numpy().tolist()
+    scores = inst.scores.float().cpu().numpy().tolist()
+    bboxes = inst.bboxes.float().cpu().numpy().tolist() if 'bboxes' in inst else None
+    masks = None
+    if 'masks' in inst:
+        from mmdet.structures.mask import encode_mask_results as encode
+        masks = encode(inst.masks.cpu().numpy())
+    out = []
+    for i, (label, score) in enumerate(zip(labels, scores)):
+        r = dict(label=int(label), score=float(score))
+        if classes is not None and label < len(classes):
+            r['class'] = str(classes[label])
+        if bboxes is not None:
+            r['bbox'] = [float(v) for v in bboxes[i]]
+        if masks is not None:
+            m = masks[i]
+            counts = m['counts'].decode() if isinstance(m['counts'], bytes) else m['counts']
+            r['mask'] = dict(size=[int(v) for v in m['size']], counts=counts)
+        out.append(r)
+    out.sort(key=lambda r: -r['score'])
+    return dict(instances=out, num_instances=len(out))
+
+
+def _seg_record(ds, classes, seg_file: str, preds_dir: str) -> dict:
+    from PIL import Image
+    seg = ds.pred_sem_seg.data[0].cpu().numpy()
+    dtype = np.uint8 if seg.max(initial=0) < 256 else np.uint16
+    Image.fromarray(seg.astype(dtype)).save(osp.join(preds_dir, seg_file))
+    labels, counts = np.unique(seg, return_counts=True)
+    present = []
+    for label, count in sorted(zip(labels.tolist(), counts.tolist()), key=lambda t: -t[1]):
+        r = dict(label=int(label), fraction=float(count / seg.size))
+        if classes is not None and label < len(classes):
+            r['class'] = str(classes[label])
+        present.append(r)
+    return dict(seg_map=seg_file, shape=[int(v) for v in seg.shape], classes_present=present)
+
+
+# ---------------------------------------------------------------------- visualisation
+def _read_rgb(path: str) -> np.ndarray:
+    import mmcv
+    img = mmcv.imread(path, channel_order='rgb')
+    if img is None:
+        raise ValueError(f'cannot read image {path}')
+    return img
+
+
+def _with_topk_labels(ds, k: int):
+    """A copy whose ``pred_label`` lists the top-k classes: mmpretrain's and mmaction2's
+    visualizers draw every label in ``pred_label`` with its score."""
+    import torch
+    vis_ds = ds.clone()
+    scores = vis_ds.pred_score.detach().float().cpu()
+    vis_ds.set_field(torch.argsort(scores, descending=True, stable=True)[:k], 'pred_label')
+    return vis_ds
+
+
+def _visualize(inferencer, task, path, ds, classes, score_thr, opacity, topk=5):
+    """The upstream visualizer's drawing of one prediction, as an RGB array (video: frames)."""
+    if task in ('classification', 'zero-shot', 'video'):
+        ds = _with_topk_labels(ds, topk)
+    if task in ('classification', 'zero-shot'):
+        vis = inferencer.visualizer
+        if vis is None:
+            from mmpretrain.visualization import UniversalVisualizer
+            vis = inferencer.visualizer = UniversalVisualizer()
+        return vis.visualize_cls(_read_rgb(path), ds, classes=classes, draw_gt=False,
+                                 draw_pred=True, draw_score=True)
+    if task == 'detection':
+        return inferencer.visualize([path], [ds], return_vis=True, pred_score_thr=score_thr)[0]
+    if task == 'segmentation':
+        return inferencer.visualize([path], [ds], return_vis=True, opacity=opacity)[0]
+    frames = inferencer.visualize([path], [ds], return_vis=True, out_type='img')[0]
+    return np.stack([np.asarray(f) for f in frames])
+
+
+def _save_vis(image: np.ndarray, path_no_ext: str, fps: int = 4) -> str:
+    from PIL import Image
+    if image.ndim == 4:  # video frames -> animated GIF
+        frames = [Image.fromarray(f.astype(np.uint8)) for f in image]
+        out = path_no_ext + '.gif'
+        frames[0].save(out, save_all=True, append_images=frames[1:],
+                       duration=int(1000 / fps), loop=0)
+        return out
+    out = path_no_ext + '.png'
+    Image.fromarray(image.astype(np.uint8)).save(out)
+    return out
+
+
+def _predict(inferencer, task, batch: List[str]):
+    """DataSamples for a batch of paths, through the inferencer's own preprocess/forward."""
+    if task in ('classification', 'zero-shot'):
+        # the inferencer's own preprocess + forward (its __call__ adds a progress bar per call)
+        import torch
+        data = next(iter(inferencer.preprocess(batch, batch_size=len(batch))))
+        with torch.no_grad():
+            return inferencer.forward(data)
+    if task == 'detection':
+        return inferencer(batch, batch_size=len(batch), return_datasamples=True,
+                          no_save_vis=True, no_save_pred=True)['predictions']
+    if task == 'segmentation':
+        preds = inferencer(batch, batch_size=len(batch), return_datasamples=True)
+        return preds if isinstance(preds, list) else [preds]
+    return inferencer(batch, return_datasamples=True)['predictions']
+
+
+def run_inference(inferencer, inputs: Union[str, Sequence[str]], out_dir: Optional[str] = None,
+                  batch_size: int = 1, topk: int = 5, score_thr: float = 0.3,
+                  opacity: float = 0.5, visualize: bool = True, progress: bool = True,
+                  extra: Optional[dict] = None) -> List[dict]:
+    """Predict every input (files or folders) and, with ``out_dir``, write
+    ``out_dir/preds/<name>.json`` and ``out_dir/vis/<name>.png`` (video: ``.gif``).
+
+    Returns the JSON records in input order. ``score_thr`` only filters what the detection
+    picture draws; the JSON keeps every instance the model returned.
+    """
+    task = getattr(inferencer, 'eva_task', None)
+    if task not in TASKS:
+        raise ValueError('use an inferencer from build_inferencer() (it records the task)')
+    if batch_size < 1:
+        raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+    paths = collect_inputs(inputs, task)
+    names = output_names(paths)
+    classes = _classes_of(inferencer, task)
+    preds_dir = vis_dir = None
+    if out_dir:
+        preds_dir, vis_dir = osp.join(out_dir, 'preds'), osp.join(out_dir, 'vis')
+        os.makedirs(preds_dir, exist_ok=True)
+        if visualize:
+            os.makedirs(vis_dir, exist_ok=True)
+    if task == 'video':
+        batch_size = 1  # the mmaction2 inferencer predicts one video per call
+    bar = None
+    if progress:
+        from mmengine.utils import ProgressBar
+        bar = ProgressBar(len(paths))
+    records = []
+    for start in range(0, len(paths), batch_size):
+        batch = paths[start:start + batch_size]
+        samples = _predict(inferencer, task, batch)
+        if len(samples) != len(batch):
+            raise RuntimeError(f'{len(samples)} predictions for {len(batch)} inputs')
+        for path, name, ds in zip(batch, names[start:start + batch_size], samples):
+            rec = dict(input=path, task=task)
+            rec.update(extra or {})
+            if task in ('classification', 'zero-shot', 'video'):
+                rec.update(_class_record(ds, classes, topk))
+            elif task == 'detection':
+                rec.update(_det_record(ds, classes))
+            else:
+                if preds_dir:
+                    rec.update(_seg_record(ds, classes, name + '_seg.png', preds_dir))
+                else:
+                    import tempfile
+                    with tempfile.TemporaryDirectory() as tmp:
+                        rec.update(_seg_record(ds, classes, name + '_seg.png', tmp))
+                    rec.pop('seg_map')
+            if out_dir:
+                if visualize:
+                    image = _visualize(inferencer, task, path, ds, classes, score_thr, opacity,
+                                       topk)
+                    rec['visualization'] = osp.basename(
+                        _save_vis(image, osp.join(vis_dir, name)))
+                with open(osp.join(preds_dir, name + '.json'), 'w') as f:
+                    json.dump(rec, f, indent=1)
+            records.append(rec)
+            if bar is not None:
+                bar.update()
+    if bar is not None:
+        print()
+    return records
+
+
+def _classes_of(inferencer, task) -> Optional[List[str]]:
+    if task in ('classification', 'zero-shot'):
+        return inferencer.classes
+    meta = getattr(inferencer.model, 'dataset_meta', None) or {}
+    return list(meta['classes']) if meta.get('classes') else None
+
+
+def inference(config, checkpoint, inputs, out_dir=None, device=None, batch_size=1,
+              classes=None, templates=None, **kwargs) -> List[dict]:
+    """``build_inferencer`` + ``run_inference`` in one call (what tools/inference.py does)."""
+    inferencer = build_inferencer(config, checkpoint, device=device, classes=classes,
+                                  templates=templates)
+    return run_inference(inferencer, inputs, out_dir=out_dir, batch_size=batch_size, **kwargs)

@@ -1,1 +1,0 @@
-"""Project-generated datasets (demo and tests)."""
