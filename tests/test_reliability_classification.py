@@ -51,10 +51,10 @@ def test_zero_byte_image_is_named(tmp_path):
     assert tuple(ds[names.index('good.png')]['inputs'].shape) == (3, 8, 8)
 
 
-def test_tiny_image_in_the_demo_val_pipeline_is_named_at_batching(tmp_path):
-    """The demo's val pipeline has no resize (the digits are written at 56 px): a stray 1x1
-    image made default_collate fail with "Trying to resize storage that is not resizable"
-    (in a worker) or "stack expects each tensor to be equal size"."""
+def test_tiny_image_in_a_val_pipeline_without_resize_is_named_at_batching(tmp_path):
+    """A val pipeline without a resize (as the demo's had: the digits are written at 56 px):
+    a stray 1x1 image made default_collate fail with "Trying to resize storage that is not
+    resizable" (in a worker) or "stack expects each tensor to be equal size"."""
     from mmengine.runner import Runner
 
     from projects.eva.demo.utils import config_path
@@ -68,6 +68,8 @@ def test_tiny_image_in_the_demo_val_pipeline_is_named_at_batching(tmp_path):
         config_path('demo/eva-cls_vit-tiny-p14_1xb64-80e_digits.py'),
         work_dir=str(tmp_path / 'w'),
         cfg_options={'val_dataloader.dataset.data_root': str(root),
+                     'val_dataloader.dataset.pipeline': [dict(type='LoadImageFromFile'),
+                                                         dict(type='PackInputs')],
                      'val_dataloader.num_workers': 0,
                      'val_dataloader.persistent_workers': False})
     add_safety(cfg, 'test')

@@ -68,10 +68,12 @@ def test_video_annotation_list_missing_empty_or_malformed(videos, tmp_path):
 
 
 @pytest.mark.slow
-def test_nan_stops_video_training(videos, tmp_path, one_thread):
+def test_nan_stops_video_training(tmp_path, one_thread):
     """Video had no FiniteLossHook: lr=1e10 trained on through NaN and saved NaN weights."""
+    from projects.eva.demo.synthetic_video import make_moving_shapes
     from reliability_tasks import assert_nan_run_stops_and_saves_nothing_non_finite
-    root, ann = videos
+    root = str(tmp_path / 'videos')  # the demo's size and length, one video per class
+    ann = make_moving_shapes(root, {'train': 1}, size=64, frames=16)['train']
     assert_nan_run_stops_and_saves_nothing_non_finite(
         'demo/eva-video_vit-tiny-p14_1xb16-8e_moving-shapes.py', tmp_path / 'w',
         {'train_dataloader.dataset.dataset.ann_file': ann,
