@@ -2,6 +2,7 @@
 maskness, cascade scoring, TTA with masks, layer decay, a short overfit, and the detectron2
 checkpoint converter round trip."""
 import copy
+import json
 import logging
 import math
 import os.path as osp
@@ -520,3 +521,21 @@ def test_tta_keeps_the_models_data_preprocessor(tmp_path):
     runner = build_runner(DEMO_CFG, str(tmp_path), mode='test', tta=True)
     assert type(runner.model).__name__ == 'EVADetTTAModel'
     assert runner.model.module.data_preprocessor.test_pad_size == (128, 128)
+
+
+# ------------------------------------------------------------------ LVIS metric
+@pytest.mark.parametrize('cap,ap', [(300, 0.0), (1000, 0.003)])
+def test_lvis_metric_caps_detections_per_image(tmp_path, cap, ap):
+    """350 detections on one image, the only hit scoring lowest: with lvis-api's cap of 300 it
+    is cut (AP 0); EVA-01's 1536 evaluation keeps 1000 and finds it (AP = 1/350)."""
+    from test_compat import write_lvis
+
+    from projects.eva.detection import EVALVISMetric
+    gt_path, dt_path = write_lvis(tmp_path, num_dets=350)
+    metric = EVALVISMetric(ann_file=gt_path, metric=['bbox'], max_dets_per_image=cap)
+    dets = json.load(open(dt_path))
+    boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in (d['bbox'] for d in dets)])
+    result = dict(img_id=1, bboxes=boxes, scores=np.array([d['score'] for d in dets]),
+                  labels=np.zeros(len(dets), dtype=np.int64))
+    out = metric.compute_metrics([(dict(img_id=1, width=100, height=100), result)])
+    assert out['bbox_AP'] == ap

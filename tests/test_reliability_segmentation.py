@@ -26,7 +26,7 @@ def test_segmentation_label_map_missing_corrupt_or_of_another_size(tmp_path):
                                    metainfo=dict(classes=('bg', 'fg')), pipeline=pipeline,
                                    test_mode=True))
 
-    ds = build([dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
+    ds = build([dict(type='LoadImageFromFile'), dict(type='CheckedLoadAnnotations'),
                 dict(type='PackSegInputs')])
     assert [osp.basename(ds.get_data_info(i)['img_path']) for i in range(4)] == \
         ['a.jpg', 'b.jpg', 'c.jpg', 'd.jpg']
@@ -40,7 +40,7 @@ def test_segmentation_label_map_missing_corrupt_or_of_another_size(tmp_path):
         ds[3]
     # the test pipelines load the label after resizing the image: still fine
     test = build([dict(type='LoadImageFromFile'), dict(type='Resize', scale=(40, 32)),
-                  dict(type='LoadAnnotations'), dict(type='PackSegInputs')])
+                  dict(type='CheckedLoadAnnotations'), dict(type='PackSegInputs')])
     assert tuple(test[0]['data_samples'].gt_sem_seg.data.shape) == (1, 16, 20)
 
 

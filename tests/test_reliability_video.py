@@ -17,10 +17,11 @@ def _video_dataset(ann_file, root):
     import projects.eva.video  # noqa: F401
     from mmaction.registry import DATASETS
     init_default_scope('mmaction')
-    pipeline = [dict(type='DecordInit'), dict(type='UniformSample', clip_len=4, test_mode=True),
-                dict(type='DecordDecode'), dict(type='FormatShape', input_format='NCTHW'),
+    pipeline = [dict(type='CheckedDecordInit'),
+                dict(type='UniformSample', clip_len=4, test_mode=True),
+                dict(type='CheckedDecordDecode'), dict(type='FormatShape', input_format='NCTHW'),
                 dict(type='PackActionInputs')]
-    return DATASETS.build(dict(type='VideoDataset', ann_file=ann_file,
+    return DATASETS.build(dict(type='CheckedVideoDataset', ann_file=ann_file,
                                data_prefix=dict(video=root), pipeline=pipeline))
 
 

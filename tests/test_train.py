@@ -126,10 +126,11 @@ def test_train_and_test_tools_pass_their_flags_to_build_runner(monkeypatch):
     args, kwargs = calls[0]
     assert args == ('c.py',) and kwargs == dict(
         work_dir='w', resume='auto', amp=True, cfg_options={'a.b': 1}, launcher='none',
-        no_validate=True, auto_scale_lr=False, pin_memory=False, persistent_workers=True)
+        no_validate=True, auto_scale_lr=False, pin_memory=False, persistent_workers=True,
+        tensorboard=False)
     calls.clear()
     load('test').main(['c.py', 'x.pth', '--tta', '--out', 'r.pkl'])
     args, kwargs = calls[0]
     assert args == ('c.py',) and kwargs == dict(
         work_dir=None, amp=False, cfg_options={}, mode='test', launcher='none',
-        checkpoint='x.pth', tta=True, out='r.pkl')
+        checkpoint='x.pth', tta=True, out='r.pkl', tensorboard=False)

@@ -49,6 +49,8 @@ if $PIP show opencv-python >/dev/null 2>&1 || $PIP show opencv-contrib-python >/
   # the uninstall removed the cv2/ files the kept distribution shares with them
   $PIP install -q --no-deps --force-reinstall "$(grep '^opencv-python-headless==' "$ROOT/requirements/runtime.txt")"
 fi
+# DeepSpeed builds from an sdist that imports torch: against the installed torch, no ops
+DS_BUILD_OPS=0 $PIP install -q --no-build-isolation -r "$ROOT/requirements/distributed.txt"
 $PIP install -q --no-deps --no-build-isolation -e "$ROOT"
 "$VENV/bin/python" -c "import mmcv.ops, mmdet, mmseg, mmpretrain, projects.eva; import mmaction.models" 
 echo "$REQ_HASH" > "$STAMP"

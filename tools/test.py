@@ -11,7 +11,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import projects.eva  # noqa: E402,F401
-from projects.eva.runner import build_runner, finish_distributed  # noqa: E402
+from projects.eva.runner import build_runner, end_process, finish_distributed  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -42,7 +42,9 @@ def main(argv=None):
         mode='test', launcher=args.launcher, checkpoint=args.checkpoint, tta=args.tta,
         out=args.out, tensorboard=args.tensorboard)
     runner.test()
-    finish_distributed()
+    del runner  # finish_distributed frees the process groups it holds
+    if finish_distributed():  # gloo threads a library still holds: see end_process
+        end_process(0)
 
 
 if __name__ == '__main__':

@@ -17,7 +17,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import projects.eva  # noqa: E402,F401  (stack fixes: torch.load for --resume, mmaction shim)
 from mmengine.config import DictAction  # noqa: E402
 
-from projects.eva.runner import build_runner, finish_distributed  # noqa: E402
+from projects.eva.runner import build_runner, end_process, finish_distributed  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -54,7 +54,9 @@ def main(argv=None):
         auto_scale_lr=args.auto_scale_lr, pin_memory=not args.no_pin_memory,
         persistent_workers=not args.no_persistent_workers, tensorboard=args.tensorboard)
     runner.train()
-    finish_distributed()
+    del runner  # finish_distributed frees the process groups it holds
+    if finish_distributed():  # gloo threads a library still holds: see end_process
+        end_process(0)
 
 
 if __name__ == '__main__':

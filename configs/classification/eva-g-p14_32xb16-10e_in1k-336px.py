@@ -5,7 +5,7 @@
 # state_dict use the EMA weights). Paper result: 89.6 top-1 (89.622 / 98.930).
 # Init: tools/model_converters/eva_to_mm.py eva_21k_224px_psz14.pt checkpoints/eva/eva_21k_224px_psz14_mm.pth
 # (the 224 pos-embed is resized to 24x24 on load; the 21841-way head is not loaded).
-_base_ = '../_base_/eva_cls_runtime.py'
+_base_ = './_base_/eva_cls_runtime.py'
 
 img_size = 336
 num_classes = 1000

@@ -3,7 +3,7 @@
 # cutmix 1.0 (no mixup), label smoothing 0.1, AdamW betas (0.9, 0.98) eps 1e-6, wd 0.05,
 # RRC scale (0.5, 1), RandAugment m9-mstd0.5-inc1, no random erasing, no evaluation.
 # Init: tools/model_converters/eva_to_mm.py eva_psz14.pt checkpoints/eva/eva_psz14_mm.pth
-_base_ = '../_base_/eva_cls_runtime.py'
+_base_ = './_base_/eva_cls_runtime.py'
 
 img_size = 224
 num_classes = 21841

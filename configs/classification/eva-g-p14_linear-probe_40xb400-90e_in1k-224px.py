@@ -4,7 +4,7 @@
 # batch 16000 (40 GPUs x 400), 90 epochs (10 warmup), TF-style RandomResizedCrop + flip only.
 # Paper: 86.462 (224), 86.498 (336, lr 0.6).
 # Init: tools/model_converters/eva_to_mm.py eva_clip_psz14_vision_enc.pt checkpoints/eva/eva_clip_vision_enc_mm.pth
-_base_ = '../_base_/eva_cls_runtime.py'
+_base_ = './_base_/eva_cls_runtime.py'
 
 img_size = 224
 data_preprocessor = dict(num_classes=1000, mean={{_base_.clip_mean}}, std={{_base_.clip_std}},

@@ -5,7 +5,7 @@
 # embedding, layer decay 0.75 and x0.001 head init gave 81.7% top-1; unfreezing the patch
 # embedding (pretrained on coloured shapes, not digits), no layer decay and a unit head init
 # 93.8%; 80 epochs 97.3%. The real recipes are in configs/classification/.
-_base_ = '../_base_/eva_cls_runtime.py'
+_base_ = '../classification/_base_/eva_cls_runtime.py'
 
 data_root = 'data/demo/digits56'  # written by tools/demo.py (the classification stage)
 img_size = 56

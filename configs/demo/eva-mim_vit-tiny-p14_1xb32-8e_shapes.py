@@ -4,7 +4,7 @@
 # pretrained CLIP (no weights can be downloaded here); the real recipe is
 # configs/pretrain/eva-mim_vit-g-p14_128xb32-150e_merged30m.py with OpenAI's ViT-L/14.
 # Data: images drawn by projects/eva/demo/synthetic.py (tools/demo.py writes them).
-_base_ = '../_base_/eva_mim_runtime.py'
+_base_ = '../pretrain/_base_/eva_mim_runtime.py'
 
 data_root = 'data/demo/mim'
 img_size = 112

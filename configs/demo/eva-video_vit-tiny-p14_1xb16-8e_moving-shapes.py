@@ -1,5 +1,6 @@
 # Demo: EVA-01 video recognition end to end on CPU in minutes.
-# A tiny EVAViT (2 blocks, 96 wide) in the real video layout -- 8 frames through the shared
+# The real video model (configs/video/_base_/eva-g-p14_kinetics_runtime.py) at a tiny size:
+# an EVAViT of 2 blocks, 96 wide, in the real video layout -- 8 frames through the shared
 # patch embedding, joint space-time attention over 1 + 8 x 4 x 4 tokens, mean pooling +
 # fc_norm + EVAVideoHead -- trained from scratch on generated clips of a shape moving left /
 # right / up / down (projects/eva/demo/synthetic_video.py; no single frame tells them
@@ -9,47 +10,42 @@
 #   weights of std ~0.11 ~ 1/sqrt(96), so the 96-wide blocks are not near-identity at start;
 # * pos_embed lr x10: frame order reaches the model only through the position table (no
 #   temporal embedding, as EVA-01), which must grow out of the patch-embedding scale.
-_base_ = ['mmaction::_base_/default_runtime.py']
-custom_imports = dict(imports=['projects.eva.video', 'projects.eva.engine'],
-                      allow_failed_imports=False)
+_base_ = ['../video/_base_/eva-g-p14_kinetics_runtime.py']
 
 data_root = 'data/demo/video'
 num_frames = 8
 # label order of projects/eva/demo/synthetic_video.py; names for tools/inference.py
 metainfo = dict(classes=('left', 'right', 'up', 'down'))
 model = dict(
-    type='Recognizer3D',
     backbone=dict(
-        type='mmpretrain.EVAViT',
-        arch=dict(embed_dims=96, num_layers=2, num_heads=3, feedforward_channels=384),
-        img_size=56, patch_size=14, num_frames=num_frames, out_type='avg_featmap',
-        final_norm=False, drop_path_rate=0.0, with_cp=False, init_std=0.2),
-    cls_head=dict(type='EVAVideoHead', num_classes=4, in_channels=96, init_scale=1.0,
-                  label_smooth_eps=0.0, average_clips='prob'),
-    data_preprocessor=dict(type='ActionDataPreprocessor', mean=[123.675, 116.28, 103.53],
-                           std=[58.395, 57.12, 57.375], format_shape='NCTHW'))
+        arch=dict(_delete_=True, embed_dims=96, num_layers=2, num_heads=3,
+                  feedforward_channels=384),
+        img_size=56, num_frames=num_frames, drop_path_rate=0.0, fp32_attn_and_norm=False,
+        with_cp=False, init_std=0.2),
+    cls_head=dict(num_classes=4, in_channels=96, init_scale=1.0, label_smooth_eps=0.0),
+    test_cfg=None)
 
 train_pipeline = [  # random frame per segment; no flip (it swaps left and right) and, to
     # converge in minutes, none of EVA-01's colour augmentations (the real configs have them)
-    dict(type='DecordInit'),
+    dict(type='CheckedDecordInit'),
     dict(type='UniformSample', clip_len=num_frames),
-    dict(type='DecordDecode'),
+    dict(type='CheckedDecordDecode'),
     dict(type='CenterCrop', crop_size=56),
     dict(type='FormatShape', input_format='NCTHW'),
     dict(type='PackActionInputs'),
 ]
 val_pipeline = [
-    dict(type='DecordInit'),
+    dict(type='CheckedDecordInit'),
     dict(type='UniformSample', clip_len=num_frames, num_clips=1, test_mode=True),
-    dict(type='DecordDecode'),
+    dict(type='CheckedDecordDecode'),
     dict(type='CenterCrop', crop_size=56),
     dict(type='FormatShape', input_format='NCTHW'),
     dict(type='PackActionInputs'),
 ]
 test_pipeline = [  # the multi-view test of the real configs, scaled: 8 frames x 3 crops x 2 clips
-    dict(type='DecordInit'),
+    dict(type='CheckedDecordInit'),
     dict(type='UniformSample', clip_len=num_frames, num_clips=2, test_mode=True),
-    dict(type='DecordDecode'),
+    dict(type='CheckedDecordDecode'),
     dict(type='Resize', scale=(-1, 56)),
     dict(type='ThreeCrop', crop_size=56),
     dict(type='FormatShape', input_format='NCTHW'),
@@ -60,24 +56,26 @@ train_dataloader = dict(
     # augmentations seeded by (seed, epoch, sample): --resume sees the same data
     sampler=dict(type='EpochSeededSampler', shuffle=True),
     dataset=dict(type='EpochSeededDataset', seed=0, dataset=dict(
-        type='VideoDataset', ann_file=data_root + '/train_list_videos.txt',
+        type='CheckedVideoDataset', ann_file=data_root + '/train_list_videos.txt',
         data_prefix=dict(video=data_root), metainfo=metainfo, pipeline=train_pipeline)))
 val_dataloader = dict(
     batch_size=16, num_workers=2, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='VideoDataset', ann_file=data_root + '/val_list_videos.txt',
-                 data_prefix=dict(video=data_root), metainfo=metainfo, pipeline=val_pipeline, test_mode=True))
+    dataset=dict(type='CheckedVideoDataset', ann_file=data_root + '/val_list_videos.txt',
+                 data_prefix=dict(video=data_root), metainfo=metainfo, pipeline=val_pipeline,
+                 test_mode=True))
 test_dataloader = dict(
     batch_size=8, num_workers=2, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='VideoDataset', ann_file=data_root + '/val_list_videos.txt',
-                 data_prefix=dict(video=data_root), metainfo=metainfo, pipeline=test_pipeline, test_mode=True))
+    dataset=dict(type='CheckedVideoDataset', ann_file=data_root + '/val_list_videos.txt',
+                 data_prefix=dict(video=data_root), metainfo=metainfo, pipeline=test_pipeline,
+                 test_mode=True))
 val_evaluator = dict(type='AccMetric')
 test_evaluator = val_evaluator
 
 max_epochs = 8
 optim_wrapper = dict(
-    constructor='EVALayerDecayOptimWrapperConstructor',
+    _delete_=True, constructor='EVALayerDecayOptimWrapperConstructor',
     optimizer=dict(type='AdamW', lr=2e-3, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.05),
     paramwise_cfg=dict(layer_decay_rate=1.0, no_decay_keys=('pos_embed', 'cls_token'),
                        custom_keys={'pos_embed': dict(lr_mult=10.0)}),
@@ -90,8 +88,7 @@ param_scheduler = [
 ]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_begin=max_epochs,
                  val_interval=max_epochs)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
 default_hooks = dict(logger=dict(type='LoggerHook', interval=8),
-                     checkpoint=dict(type='CheckpointHook', interval=max_epochs, max_keep_ckpts=1))
-randomness = dict(seed=0)
+                     checkpoint=dict(type='CheckpointHook', interval=max_epochs,
+                                     max_keep_ckpts=1))
+randomness = dict(_delete_=True, seed=0)

@@ -10,13 +10,7 @@ model = dict(
     backbone=dict(rel_pos_interp='beit'),
     roi_head=dict(maskness_thresh=0.5),
     test_cfg=dict(rcnn=dict(score_thr=0.001, max_per_img=1000)))
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(image_size, image_size), keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
-]
+test_pipeline = {{_base_.lsj.mask1536.test}}
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(max_dets_per_image=1000)

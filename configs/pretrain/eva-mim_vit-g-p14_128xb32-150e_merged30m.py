@@ -1,7 +1,7 @@
 # EVA-01 MIM pretraining of ViT-g/14 on Merged-30M (paper Table 3; shared spec section 2).
 # 128 GPUs x 32 = 4096 images per step, 150 epochs, fp16 with dynamic loss scaling.
 #   tools/dist_train.sh configs/pretrain/eva-mim_vit-g-p14_128xb32-150e_merged30m.py 8   (x16 nodes)
-_base_ = '../_base_/eva_mim_runtime.py'
+_base_ = './_base_/eva_mim_runtime.py'
 
 # ---------------------------------------------------------------- data: Merged-30M
 # Six public datasets, images only (labels unused), in their standard on-disk layouts.

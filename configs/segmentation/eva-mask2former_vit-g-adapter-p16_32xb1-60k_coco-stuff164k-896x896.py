@@ -1,14 +1,14 @@
 # EVA-01 COCO-Stuff-164K (171 classes): ViT-Adapter + Mask2Former, 896 crop, 60k iters,
 # batch 32 (32 GPUs x 1), AdamW lr 1.5e-5, layer decay 0.95, warmup 1500 + poly.
 # Paper / official: 53.4 mIoU single-scale (eva_sem_seg_mask2former_cocostuff_53p4.pth).
-_base_ = ['mmseg::_base_/default_runtime.py', './_eva-mask2former_vit-g-adapter-p16-896_model.py']
+_base_ = ['mmseg::_base_/default_runtime.py', './_base_/eva-mask2former_vit-g-adapter-p16-896.py']
 
 dataset_type = 'COCOStuffDataset'
 data_root = 'data/coco_stuff164k'  # mmseg layout: images/{train,val}2017, annotations/*_labelTrainIds.png
 crop_size = (896, 896)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='CheckedLoadAnnotations'),
     dict(type='RandomResize', scale=(3584, 896), ratio_range=(0.5, 2.0), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),
@@ -19,7 +19,7 @@ eval_pipeline = [  # short side 896, then a multiple of 32; sliding window in th
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(3584, 896), keep_ratio=True),
     dict(type='ResizeToMultiple', size_divisor=32),
-    dict(type='LoadAnnotations'),
+    dict(type='CheckedLoadAnnotations'),
     dict(type='PackSegInputs'),
 ]
 # --tta: EVA-01's multi-scale + flip test (scales 512..1280 over 896)
@@ -32,7 +32,7 @@ tta_pipeline = [
         [dict(type='ResizeToMultiple', size_divisor=32)],
         [dict(type='RandomFlip', prob=0., direction='horizontal'),
          dict(type='RandomFlip', prob=1., direction='horizontal')],
-        [dict(type='LoadAnnotations')],
+        [dict(type='CheckedLoadAnnotations')],
         [dict(type='PackSegInputs')]]),
 ]
 tta_model = dict(type='SegTTAModel')

@@ -17,7 +17,7 @@ data_root = 'data/ade/ADEChallengeData2016'
 crop_size = (896, 896)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='CheckedLoadAnnotations', reduce_zero_label=True),
     dict(type='RandomResize', scale=(3584, 896), ratio_range=(0.5, 2.0), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),
@@ -28,7 +28,7 @@ eval_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(3584, 896), keep_ratio=True),
     dict(type='ResizeToMultiple', size_divisor=32),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='CheckedLoadAnnotations', reduce_zero_label=True),
     dict(type='PackSegInputs'),
 ]
 img_ratios = [512 / 896, 640 / 896, 768 / 896, 1.0, 1024 / 896, 1152 / 896, 1280 / 896]
@@ -40,7 +40,7 @@ tta_pipeline = [
         [dict(type='ResizeToMultiple', size_divisor=32)],
         [dict(type='RandomFlip', prob=0., direction='horizontal'),
          dict(type='RandomFlip', prob=1., direction='horizontal')],
-        [dict(type='LoadAnnotations', reduce_zero_label=True)],
+        [dict(type='CheckedLoadAnnotations', reduce_zero_label=True)],
         [dict(type='PackSegInputs')]]),
 ]
 train_dataloader = dict(

@@ -23,57 +23,27 @@ model = dict(
                   dict(type='CutmixBlending', alpha=1.0, num_classes=num_classes)],
         probs=[0.5, 0.5])))
 
-train_pipeline = [
-    dict(type='DecordInit'),
-    dict(type='UniformSample', clip_len=num_frames),  # TSN: one random frame per segment
-    dict(type='DecordDecode'),
-    dict(type='Resize', scale=(-1, 256)),
-    dict(type='MultiScaleCrop', input_size=224, scales=(1, 0.875, 0.75, 0.66),
-         random_crop=False, max_wh_scale_gap=1),
-    dict(type='Resize', scale=(224, 224), keep_ratio=False),
-    dict(type='Flip', flip_ratio=0.5),
-    dict(type='VideoColorJitter', prob=0.8, brightness=0.4, contrast=0.4, saturation=0.2,
-         hue=0.1),
-    dict(type='VideoRandomGrayscale', prob=0.2),
-    dict(type='FormatShape', input_format='NCTHW'),
-    dict(type='PackActionInputs'),
-]
-val_pipeline = [  # single view during training, as EVA-01 (short side 256, centre 224)
-    dict(type='DecordInit'),
-    dict(type='UniformSample', clip_len=num_frames, num_clips=1, test_mode=True),
-    dict(type='DecordDecode'),
-    dict(type='Resize', scale=(-1, 256)),
-    dict(type='CenterCrop', crop_size=224),
-    dict(type='FormatShape', input_format='NCTHW'),
-    dict(type='PackActionInputs'),
-]
-test_pipeline = [  # num_frames x 3 crops x 4 clips (EVA-01 multi-view test)
-    dict(type='DecordInit'),
-    dict(type='UniformSample', clip_len=num_frames, num_clips=4, test_mode=True),
-    dict(type='DecordDecode'),
-    dict(type='Resize', scale=(-1, 224)),
-    dict(type='ThreeCrop', crop_size=224),
-    dict(type='FormatShape', input_format='NCTHW'),
-    dict(type='PackActionInputs'),
-]
+train_pipeline = {{_base_.video_pipelines.u8.train}}
+val_pipeline = {{_base_.video_pipelines.u8.val}}
+test_pipeline = {{_base_.video_pipelines.u8.test}}
 
 train_dataloader = dict(
     batch_size=2, num_workers=8, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True), drop_last=True,
-    dataset=dict(type='VideoDataset',
+    dataset=dict(type='CheckedVideoDataset',
                  ann_file='data/kinetics722/kinetics722_train_list_videos.txt',
                  data_prefix=dict(video='data/'), pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=4, num_workers=8, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='VideoDataset',
+    dataset=dict(type='CheckedVideoDataset',
                  ann_file='data/kinetics722/kinetics722_val_list_videos.txt',
                  data_prefix=dict(video='data/'), pipeline=val_pipeline,
                  test_mode=True))
 test_dataloader = dict(
     batch_size=1, num_workers=8, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='VideoDataset',
+    dataset=dict(type='CheckedVideoDataset',
                  ann_file='data/kinetics722/kinetics722_val_list_videos.txt',
                  data_prefix=dict(video='data/'), pipeline=test_pipeline,
                  test_mode=True))

@@ -2,6 +2,7 @@
 
 Weight files are read with ``torch.load(weights_only=True)``: loading a checkpoint never runs
 code from it. Only the runner's own resume checkpoints need more (see :mod:`.compat`).
+Checkpoints are written atomically (:func:`atomic_local_writes`).
 """
 import os
 from typing import Mapping
@@ -36,3 +37,31 @@ def unwrap_state_dict(ckpt: Mapping) -> dict:
     if all(k.startswith('module.') for k in sd):
         sd = {k[len('module.'):]: v for k, v in sd.items()}
     return sd
+
+
+def atomic_local_writes():
+    """mmengine writes checkpoints with ``LocalBackend.put``: write a temporary file in the
+    same folder, fsync, then ``os.replace`` it, so a crash while saving never leaves a
+    truncated checkpoint under the final name. Installed by ``projects/eva/__init__.py``."""
+    from mmengine.fileio.backends import LocalBackend
+    if getattr(LocalBackend, '_eva_atomic', False):
+        return
+
+    def put(self, obj: bytes, filepath) -> None:
+        filepath = str(filepath)
+        folder = os.path.dirname(filepath)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        tmp = f'{filepath}.tmp{os.getpid()}'
+        try:
+            with open(tmp, 'wb') as f:
+                f.write(obj)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, filepath)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    LocalBackend.put = put
+    LocalBackend._eva_atomic = True

@@ -1,19 +1,27 @@
-"""Fixes for the pinned stack, applied when ``projects.eva`` is imported.
+"""Fixes for bugs of the pinned stack (requirements/runtime.txt), all applied by :func:`apply`
+when ``projects.eva`` is imported -- the one place they happen. Each names the upstream bug it
+works around; ``tests/test_compat.py`` has a test per fix that fails without it. Drop a fix
+when the pin moves past its bug.
 
-* torch >= 2.6 loads with ``weights_only=True``; mmengine 0.10.7 checkpoints (``--resume``,
-  ``load_from``) hold a few mmengine/numpy objects (mmengine issue 1655). We allow exactly
-  those types, and stop ``HistoryBuffer`` from pickling function references (its default
-  statistics are rebuilt on load anyway), so checkpoints written by our runs load with
-  ``weights_only=True``: loading never executes code from a file. Only ``Runner.resume`` --
-  the runner's own checkpoint, named by the user -- falls back to full unpickling for
-  checkpoints written by other mmengine runs.
-* Checkpoints are written atomically (temporary file + ``os.replace``).
-* The mmaction2 1.2.0 wheel lacks ``mmaction/models/localizers/drn`` which
-  ``mmaction.models`` imports: a placeholder module stands in for that one model.
-* ``lvis`` 0.5.3 uses ``np.float`` (gone in numpy >= 1.24): :func:`patch_lvis_numpy2`.
-* mmengine's pytorch launcher calls ``torch.cuda.set_device`` even for gloo: on a machine
-  without CUDA, ``tools/dist_train.sh`` would fail before training (CPU scale-out tests).
+* :func:`weights_only_resume` -- mmengine#1655: torch >= 2.6 loads with ``weights_only=True``
+  and mmengine 0.10.7 checkpoints hold ``HistoryBuffer`` (with function references),
+  ``ConfigDict`` and numpy objects, so ``--resume`` fails.
+* :func:`mmaction_drn` -- mmaction2#2714: the 1.2.0 wheel lacks
+  ``mmaction/models/localizers/drn``, which ``mmaction.models`` imports.
+* :func:`lvis_numpy2` -- lvis-api#37 (fixed on its main branch, never released): lvis 0.5.3
+  ``eval.py`` uses ``np.float``, removed in numpy 1.24.
+* :func:`cpu_dist_init` -- mmengine 0.10.7 ``dist.utils._init_dist_pytorch`` calls
+  ``torch.cuda.set_device`` even for gloo: ``tools/dist_train.sh`` dies without CUDA; the same
+  for ``init_backend='deepspeed'`` (DeepSpeedStrategy on ``DS_ACCELERATOR=cpu``).
+* :func:`deferred_deepspeed_import` -- mmengine 0.10.7 ``_strategy/deepspeed.py`` runs
+  ``import deepspeed`` at import time, i.e. with every ``import mmengine.runner`` (seconds per
+  process, with or without a DeepSpeed config); deepspeed 0.16.9's CPU backend JIT-compiles
+  an inference-only all-reduce op when its process group starts (minutes on a fresh cache).
 """
+import functools
+import importlib.util
+import os.path as osp
+import pickle
 import sys
 import types
 
@@ -21,43 +29,35 @@ import numpy as np
 import torch
 
 
-def _allow_mmengine_checkpoints():
-    from mmengine.logging import HistoryBuffer
+def weights_only_resume():
+    """Checkpoints written by our runs load with ``torch.load(weights_only=True)``: the few
+    mmengine / numpy types they hold are allow-listed and ``HistoryBuffer`` stops pickling
+    function references (its default statistics are rebuilt on load anyway). Only
+    ``Runner.resume`` -- the runner's own checkpoint, named by the user -- falls back to full
+    unpickling for checkpoints written by other mmengine runs, saying so."""
     from mmengine.config import ConfigDict
-    allowed = [HistoryBuffer, ConfigDict, np.dtype, np.ndarray, np.generic, np.float64,
-               np.float32, np.int64, np.int32, np.bool_]
+    from mmengine.logging import HistoryBuffer
+    from mmengine.runner import FlexibleRunner, Runner
     try:  # numpy >= 2
         from numpy._core.multiarray import _reconstruct, scalar
     except ImportError:  # pragma: no cover - numpy 1.x
         from numpy.core.multiarray import _reconstruct, scalar
-    allowed += [_reconstruct, scalar]
-    allowed += [type(np.dtype(t)) for t in ('float64', 'float32', 'int64', 'int32', 'bool',
-                                            'uint8', 'int8', 'float16')]
-    torch.serialization.add_safe_globals(allowed)
+    torch.serialization.add_safe_globals(
+        [HistoryBuffer, ConfigDict, np.dtype, np.ndarray, np.generic, np.float64, np.float32,
+         np.int64, np.int32, np.bool_, _reconstruct, scalar] +
+        [type(np.dtype(t)) for t in ('float64', 'float32', 'int64', 'int32', 'bool', 'uint8',
+                                     'int8', 'float16')])
 
+    if not getattr(HistoryBuffer, '_eva_safe_pickle', False):
+        def __getstate__(self):
+            state = dict(self.__dict__)
+            state.pop('statistics_methods', None)  # functions: defaults restored on load
+            return state
 
-def _history_buffer_without_functions():
-    from mmengine.logging import HistoryBuffer
-    if getattr(HistoryBuffer, '_eva_safe_pickle', False):
-        return
+        HistoryBuffer.__getstate__ = __getstate__
+        HistoryBuffer._eva_safe_pickle = True
 
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state.pop('statistics_methods', None)  # functions: defaults restored by __setstate__
-        return state
-
-    HistoryBuffer.__getstate__ = __getstate__
-    HistoryBuffer._eva_safe_pickle = True
-
-
-def _resume_with_full_unpickling_fallback():
-    """``Runner.resume`` may read other mmengine runs' checkpoints (function references)."""
-    import functools
-    import pickle
-
-    from mmengine.runner import FlexibleRunner, Runner
-
-    def wrap(resume):
+    def with_fallback(resume):
         if getattr(resume, '_eva_wrapped', False):
             return resume
 
@@ -80,65 +80,28 @@ def _resume_with_full_unpickling_fallback():
         wrapped._eva_wrapped = True
         return wrapped
 
-    Runner.resume = wrap(Runner.resume)
-    FlexibleRunner.resume = wrap(FlexibleRunner.resume)
+    Runner.resume = with_fallback(Runner.resume)
+    FlexibleRunner.resume = with_fallback(FlexibleRunner.resume)
 
 
-def _atomic_local_writes():
-    """mmengine writes checkpoints with ``LocalBackend.put``: write a temporary file in the
-    same folder, fsync, then ``os.replace`` it, so a crash while saving never leaves a
-    truncated checkpoint under the final name."""
-    import os
-
-    from mmengine.fileio.backends import LocalBackend
-    if getattr(LocalBackend, '_eva_atomic', False):
-        return
-
-    def put(self, obj: bytes, filepath) -> None:
-        filepath = str(filepath)
-        folder = os.path.dirname(filepath)
-        if folder:
-            os.makedirs(folder, exist_ok=True)
-        tmp = f'{filepath}.tmp{os.getpid()}'
-        try:
-            with open(tmp, 'wb') as f:
-                f.write(obj)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, filepath)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-
-    LocalBackend.put = put
-    LocalBackend._eva_atomic = True
-
-
-def _shim_mmaction_drn():
+def mmaction_drn():
+    """A placeholder ``mmaction.models.localizers.drn`` whose ``DRN`` says why it is absent."""
     name = 'mmaction.models.localizers.drn.drn'
-    if name in sys.modules:
-        return
-    try:
-        import importlib.util
-        if importlib.util.find_spec('mmaction') is None:
-            return
-        import mmaction
-        import os
-        if os.path.isdir(os.path.join(os.path.dirname(mmaction.__file__), 'models',
-                                      'localizers', 'drn')):
-            return  # a fixed mmaction2 ships the real module
-    except Exception:  # pragma: no cover
-        return
+    spec = importlib.util.find_spec('mmaction')
+    if name in sys.modules or spec is None or osp.isdir(
+            osp.join(spec.submodule_search_locations[0], 'models', 'localizers', 'drn')):
+        return  # done, no mmaction2, or a fixed wheel that ships the real module
     pkg = types.ModuleType('mmaction.models.localizers.drn')
     pkg.__path__ = []
     mod = types.ModuleType(name)
 
-    class DRN:  # noqa: D401 - placeholder
+    class DRN:
         """Placeholder: the mmaction2 1.2.0 wheel does not ship DRN."""
 
         def __init__(self, *args, **kwargs):
             raise ImportError('DRN is missing from the mmaction2 1.2.0 wheel '
-                              '(mmaction/models/localizers/drn); it is not used by EVA')
+                              '(mmaction/models/localizers/drn, mmaction2#2714); EVA does '
+                              'not use it')
 
     mod.DRN = DRN
     pkg.drn = mod
@@ -146,31 +109,77 @@ def _shim_mmaction_drn():
     sys.modules[name] = mod
 
 
-def _cpu_dist_init():
+def lvis_numpy2():
+    """``np.float`` as the builtin ``float`` it aliased (what lvis-api's own fix uses)."""
+    if 'float' not in np.__dict__:
+        np.float = float
+
+
+def cpu_dist_init():
+    """Without CUDA, initialise the process group without ``torch.cuda.set_device``."""
     from mmengine.dist import utils
     if getattr(utils._init_dist_pytorch, '_eva_cpu', False):
         return
     original = utils._init_dist_pytorch
 
     def init(backend='nccl', init_backend='torch', **kwargs):
-        if torch.cuda.is_available() or init_backend != 'torch':
+        if torch.cuda.is_available() or init_backend not in ('torch', 'deepspeed'):
             return original(backend, init_backend=init_backend, **kwargs)
-        torch.distributed.init_process_group(backend=backend, **kwargs)  # CPU: no set_device
+        if init_backend == 'deepspeed':
+            import deepspeed
+            deepspeed.init_distributed(dist_backend=backend, **kwargs)
+        else:
+            torch.distributed.init_process_group(backend=backend, **kwargs)
 
     init._eva_cpu = True
     utils._init_dist_pytorch = init
 
 
-def patch_lvis_numpy2():
-    """Called by the detection package before the LVIS metric imports ``lvis``."""
-    if 'float' not in np.__dict__:
-        np.float = float  # lvis 0.5.3 eval.py
+def deferred_deepspeed_import():
+    """Import ``mmengine._strategy`` with ``deepspeed`` hidden, and hand its module the real
+    ``deepspeed`` when a ``DeepSpeedStrategy`` is constructed (its ``__init__`` asserts the
+    module-level name; ``_wrap_model`` and checkpointing use it). Must run before anything
+    imports ``mmengine.runner``. On CPU, DeepSpeed's shared-memory all-reduce op is marked
+    unavailable: only ``inference_all_reduce`` (DeepSpeed-Inference tensor parallelism) uses
+    it, ZeRO training all-reduces through torch.distributed, and its JIT build took 5.5 min
+    on this loaded 2-core machine."""
+    import importlib
+    if 'mmengine._strategy' in sys.modules:  # imported before us (with deepspeed, if present)
+        module = sys.modules.get('mmengine._strategy.deepspeed')
+    else:
+        if importlib.util.find_spec('deepspeed') is None:
+            return
+        hidden = sys.modules.get('deepspeed', False)
+        sys.modules['deepspeed'] = None  # `import deepspeed` raises ImportError
+        try:
+            module = importlib.import_module('mmengine._strategy.deepspeed')
+        finally:
+            if hidden is False:
+                sys.modules.pop('deepspeed', None)
+            else:
+                sys.modules['deepspeed'] = hidden
+    if module is None or getattr(module.DeepSpeedStrategy.__init__, '_eva_lazy', False):
+        return
+    original = module.DeepSpeedStrategy.__init__
+
+    @functools.wraps(original)
+    def __init__(self, *args, **kwargs):
+        if module.deepspeed is None and importlib.util.find_spec('deepspeed') is not None:
+            module.deepspeed = importlib.import_module('deepspeed')
+            from deepspeed.accelerator import get_accelerator
+            if get_accelerator().device_name() == 'cpu':
+                module.deepspeed.ops.__compatible_ops__['deepspeed_shm_comm'] = False
+        original(self, *args, **kwargs)
+
+    __init__._eva_lazy = True
+    module.DeepSpeedStrategy.__init__ = __init__
+
+
+# deferred_deepspeed_import first: the others import mmengine.runner
+FIXES = (deferred_deepspeed_import, weights_only_resume, mmaction_drn, lvis_numpy2,
+         cpu_dist_init)
 
 
 def apply():
-    _allow_mmengine_checkpoints()
-    _history_buffer_without_functions()
-    _resume_with_full_unpickling_fallback()
-    _atomic_local_writes()
-    _shim_mmaction_drn()
-    _cpu_dist_init()
+    for fix in FIXES:
+        fix()

@@ -132,14 +132,61 @@ def build_runner(config: str, work_dir: Optional[str] = None, resume: Optional[s
     return Runner.from_cfg(cfg)
 
 
-def finish_distributed() -> None:
-    """Let every rank leave together and close the process group.
+def communication_threads() -> list:
+    """Names of this process's gloo threads alive now (Linux; ``[]`` elsewhere)."""
+    import glob
+    names = []
+    for path in glob.glob('/proc/self/task/*/comm'):
+        try:
+            with open(path) as f:
+                name = f.read().strip()
+        except OSError:  # the thread ended meanwhile
+            continue
+        if 'gloo' in name:
+            names.append(name)
+    return sorted(names)
 
-    Without it a rank that finished first (e.g. while rank 0 still writes the last checkpoint)
-    exited with gloo's threads alive and died with "terminate called without an active
-    exception" (SIGABRT), failing the whole torchrun job after a complete run.
+
+def finish_distributed() -> list:
+    """Let every rank leave together, close the process groups and end their threads.
+
+    Call it after dropping the Runner (``del runner``); returns the gloo threads still alive.
+    ``destroy_process_group`` only unregisters the groups: the Runner's model wrapper still
+    holds them, so gloo's worker and TCP-loop threads (``pt_gloo_runloop``,
+    ``gloo_tcp_loop``) lived on into interpreter shutdown and C++ static destruction, where
+    a native thread still running ends the process in std::terminate ("terminate called
+    without an active exception", SIGABRT after a complete run: the end-of-run abort seen
+    in CI). Collecting the Runner's reference cycles frees DDP's groups here, on the main
+    thread, whose destructors join those threads. DeepSpeed and DTensor (FSDP2) keep
+    groups in their own caches; for them :func:`end_process` skips the teardown.
     """
+    import gc
+
     import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
+    if not (dist.is_available() and dist.is_initialized()):
+        return []
+    dist.barrier()
+    gc.collect()  # the Runner's cycles: model wrapper -> process groups
+    dist.destroy_process_group()
+    gc.collect()
+    left = communication_threads()
+    from mmengine.logging import print_log
+    print_log(f'distributed: process groups closed, {len(left)} gloo threads left'
+              + (f' {left}: ending the process without interpreter teardown' if left else ''),
+              logger='current')
+    return left
+
+
+def end_process(code: int = 0) -> None:
+    """Flush logs and stdio, then ``os._exit``: no interpreter teardown or C++ static
+    destructors while native communication threads are still running."""
+    import logging
+    import os
+    import sys
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)

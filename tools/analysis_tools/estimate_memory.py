@@ -1,12 +1,18 @@
-"""Per-GPU training memory of an MIM pretraining config, computed on the meta device.
+"""Per-GPU memory of an EVA config (MIM, classification, detection, segmentation, video),
+computed on the meta device: no weights are read and nothing is allocated.
 
-    python tools/analysis_tools/estimate_memory.py \
-        configs/pretrain/eva-mim_vit-g-p14_128xb32-150e_merged30m.py [--batch 32] [--dtype fp16]
-        [--world-size 128] [--strategies zero1 ddp-amp fsdp]
+    python tools/analysis_tools/estimate_memory.py CONFIG [CONFIG ...] [--gpus N] \
+        [--strategy ddp|zero1|fsdp] [--mode train|test] [--batch B] [--dtype fp16|bf16|fp32]
+        [--with-cp yes|no] [--shape H W | T H W] [--out table.md]
 
-Prints a markdown table (with and without activation checkpointing). Activations are the
-bytes saved for backward (measured); framework buffers, the CUDA context and allocator
-fragmentation come on top (typically 1-3 GiB).
+Parameters and trainable parameters are counted on the built model; gradients and Adam(W)
+states follow the strategy's accounting (``ddp``: torch AMP, fp32 weights + grads + two fp32
+moments; ``zero1``: DeepSpeed fp16 weights/grads, fp32 master + moments sharded over the
+GPUs; ``fsdp``: everything sharded). Activations are *measured* through the real model's
+forward on meta: the bytes autograd saves for backward (training) or the peak of the live
+tensors of a no-grad forward (testing). The smallest GPU tier (24 / 40 / 80 GiB) adds
+2 GiB for the CUDA context, workspaces and fragmentation. Prints one markdown row per
+config (``--strategies``/``--world-size`` of the former MIM-only tool still work).
 """
 import argparse
 import os.path as osp
@@ -15,40 +21,67 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import projects.eva  # noqa: E402,F401
-from mmengine.config import Config  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
 
-from projects.eva.analysis.memory import STRATEGIES, estimate_pretrain_memory  # noqa: E402
+from projects.eva.analysis.memory import (OVERHEAD_GIB, STRATEGIES,  # noqa: E402
+                                          estimate_config_memory)
+
+HEADER = ('| config | task | mode | input | batch/GPU | dtype | ckpt | strategy (GPUs) | '
+          'params (trainable) | weights GiB | grads GiB | optimizer GiB | activations GiB '
+          '(per sample) | measured part | total GiB | smallest GPU |')
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('config')
+    p.add_argument('configs', nargs='+')
+    p.add_argument('--gpus', '--world-size', type=int, default=1, dest='gpus')
+    p.add_argument('--strategy', default='ddp', choices=['ddp', 'zero1', 'zero2', 'fsdp'])
+    p.add_argument('--strategies', nargs='+', choices=STRATEGIES + ('ddp', ),
+                   help='several strategies (one row each)')
+    p.add_argument('--mode', default='train', choices=['train', 'test'])
     p.add_argument('--batch', type=int, help='per-GPU batch (default: the config\'s)')
-    p.add_argument('--dtype', default='fp16', choices=['fp16', 'bf16', 'fp32'])
-    p.add_argument('--world-size', type=int, default=128)
-    p.add_argument('--strategies', nargs='+', default=['zero1', 'ddp-amp', 'fsdp'],
-                   choices=STRATEGIES)
+    p.add_argument('--dtype', choices=['fp16', 'bf16', 'fp32'],
+                   help='default: the config\'s AMP dtype, else fp32')
+    p.add_argument('--with-cp', choices=['yes', 'no', 'both'],
+                   help='override activation checkpointing (default: the config\'s)')
+    p.add_argument('--shape', type=int, nargs='+', help='H W or T H W (default: the config\'s)')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
+    p.add_argument('--out', help='also write the table to this file')
     return p.parse_args(argv)
+
+
+def row(name, r) -> str:
+    shape = 'x'.join(str(s) for s in r['shape'])
+    tier = f"{r['tier']} GB" if r['tier'] else f"> 80 GB ({r['total'] + OVERHEAD_GIB:.0f})"
+    return (f"| {name} | {r['task']} | {r['mode']} | {shape} | {r['batch']} | {r['dtype']} | "
+            f"{'yes' if r['with_cp'] else 'no'} | {r['strategy']} ({r['gpus']}) | "
+            f"{r['params'] / 1e6:,.0f}M ({r['trainable'] / 1e6:,.0f}M) | {r['weights']:.2f} | "
+            f"{r['grads']:.2f} | {r['optimizer']:.2f} | {r['activations']:.2f} "
+            f"({r['per_sample']:.3f}) | {r['part']} | **{r['total']:.2f}** | {tier} |")
 
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    lines = ['| strategy | ckpt | batch/GPU | params+grads+optim GiB | activations GiB | '
-             'teacher GiB | total GiB |', '|---|---|---|---|---|---|---|']
-    for strategy in args.strategies:
-        for cp in (False, True):
-            r = estimate_pretrain_memory(cfg, args.batch, args.dtype, cp, strategy,
-                                         args.world_size)
-            states = r['params'] + r['grads'] + r['optimizer']
-            lines.append(f"| {strategy} (N={args.world_size}) | {'yes' if cp else 'no'} | "
-                         f"{args.batch or cfg.train_dataloader.batch_size} | {states:.2f} | "
-                         f"{r['activations']:.2f} | {r['teacher_weights']:.2f} | "
-                         f"{r['total']:.2f} |")
-    print(f"{osp.basename(args.config)}: {r['trainable_params']:,} trainable params, "
-          f"teacher {r['teacher_params']:,} (frozen), {args.dtype}")
-    print('\n'.join(lines))
-    return lines
+    strategies = args.strategies or [args.strategy]
+    cps = {None: (None, ), 'yes': (True, ), 'no': (False, ), 'both': (False, True)}[args.with_cp]
+    lines = [HEADER, '|' + '---|' * HEADER.count(' | ') + '---|']
+    results = []
+    for path in args.configs:
+        cfg = Config.fromfile(path)
+        cfg.merge_from_dict(args.cfg_options)
+        for strategy in strategies:
+            for cp in cps:
+                r = estimate_config_memory(cfg, args.mode, args.batch, args.dtype, cp,
+                                           strategy, args.gpus, args.shape)
+                results.append(r)
+                lines.append(row(osp.splitext(osp.basename(path))[0], r))
+                print(lines[-1], file=sys.stderr, flush=True)
+    text = '\n'.join(lines)
+    print(text)
+    if args.out:
+        with open(args.out, 'w') as f:
+            f.write(text + '\n')
+    return results
 
 
 if __name__ == '__main__':

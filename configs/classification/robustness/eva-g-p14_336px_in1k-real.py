@@ -1,5 +1,5 @@
 # ImageNet-ReaL: the flat IN-1K val images + real.json (github.com/google-research/reassessed-imagenet)
-_base_ = './_eva-g-p14_336px_robustness.py'
+_base_ = '../_base_/eva-g-p14_336px_robustness.py'
 variant = 'real'
 data_root = 'data/imagenet'   # data/imagenet/val/ILSVRC2012_val_*.JPEG (flat) and data/imagenet/real.json
 test_pipeline = [

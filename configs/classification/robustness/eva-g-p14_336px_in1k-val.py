@@ -1,4 +1,4 @@
-_base_ = './_eva-g-p14_336px_robustness.py'
+_base_ = '../_base_/eva-g-p14_336px_robustness.py'
 variant = 'val'
 data_root = 'data/imagenet'
 test_dataloader = dict(dataset=dict(variant=variant, data_root=data_root))

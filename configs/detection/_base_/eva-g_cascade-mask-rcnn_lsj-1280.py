@@ -1,22 +1,16 @@
 # EVA-01 ViTDet-style Cascade Mask R-CNN (EVA-01/det/projects/ViTDet/configs/COCO/
-# cascade_mask_rcnn_vitdet_eva.py): EVA-g/16 with window attention (16) and 10 global blocks,
-# decomposed rel-pos, simple feature pyramid, 3-stage cascade (IoU 0.5/0.6/0.7), 4conv1fc box
-# heads and 4-conv mask heads with LayerNorm, class-agnostic regression, LSJ at 1280.
-_base_ = ['mmdet::_base_/default_runtime.py']
+# cascade_mask_rcnn_vitdet_eva.py) on mmdet's Cascade Mask R-CNN, as mmdet's projects/ViTDet
+# does for Mask R-CNN: EVA-g/16 with window attention (16) and 10 global blocks, decomposed
+# rel-pos, the simple feature pyramid instead of ResNet + FPN; 2-conv RPN, 4conv1fc box heads
+# and 4-conv mask heads with LayerNorm, L1 box losses, equal stage weights, LSJ at 1280. The
+# cascade's IoU stages, samplers, test thresholds and class-agnostic regression are mmdet's.
+_base_ = ['mmdet::_base_/models/cascade-mask-rcnn_r50_fpn.py',
+          'mmdet::_base_/default_runtime.py']
 custom_imports = dict(imports=['projects.eva.detection'], allow_failed_imports=False)
 
 train_size = 1280  # LSJ crop and square pad; the rel-pos tables are sized for it
 num_classes = 80
 norm_cfg = dict(type='LN2d', eps=1e-6)
-# ImageNet mean/std in RGB (det, seg and video use ImageNet statistics, not CLIP's)
-data_preprocessor = dict(
-    type='EVADetDataPreprocessor',
-    mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True,
-    pad_mask=True, pad_size_divisor=32,
-    # square_pad: every image is padded to train_size x train_size, in training and test
-    batch_augments=[dict(type='BatchFixedSizePad', size=(train_size, train_size),
-                         pad_mask=True)],
-    test_pad_size=(train_size, train_size))
 
 
 def _stage_head(stds):
@@ -30,19 +24,16 @@ def _stage_head(stds):
         loss_bbox=dict(type='L1Loss', loss_weight=1.0))  # detectron2 smooth_l1_beta=0
 
 
-def _stage_train_cfg(iou):
-    return dict(
-        assigner=dict(type='MaxIoUAssigner', pos_iou_thr=iou, neg_iou_thr=iou,
-                      min_pos_iou=iou, match_low_quality=False, ignore_iof_thr=-1),
-        sampler=dict(type='RandomSampler', num=512, pos_fraction=0.25, neg_pos_ub=-1,
-                     add_gt_as_proposals=True),
-        mask_size=28, pos_weight=-1, debug=False)
-
-
 model = dict(
-    type='CascadeRCNN',
-    data_preprocessor=data_preprocessor,
+    # mmdet's ImageNet mean/std in RGB, masks padded; square_pad: every image is padded to
+    # train_size x train_size, in training and test
+    data_preprocessor=dict(
+        type='EVADetDataPreprocessor',
+        batch_augments=[dict(type='BatchFixedSizePad', size=(train_size, train_size),
+                             pad_mask=True)],
+        test_pad_size=(train_size, train_size)),
     backbone=dict(
+        _delete_=True,
         type='mmpretrain.EVAViT', arch='giant', img_size=train_size, patch_size=16,
         pos_embed_size=224,  # pos table stays at the 14x14 pretrain grid, resized per forward
         out_type='featmap', final_norm=False, with_cls_token=False,
@@ -50,50 +41,20 @@ model = dict(
         drop_path_rate=0.6, with_cp=True, freeze_patch_embed=True, init_std=0.02,
         init_cfg=dict(type='Pretrained', checkpoint='checkpoints/eva_psz14to16_mm.pth',
                       prefix='backbone.')),
-    neck=dict(type='SimpleFeaturePyramid', in_channels=1408, out_channels=256,
+    neck=dict(_delete_=True, type='SimpleFeaturePyramid', in_channels=1408, out_channels=256,
               scale_factors=(4.0, 2.0, 1.0, 0.5), num_outs=5, norm_cfg=norm_cfg),
-    rpn_head=dict(
-        type='RPNHead', in_channels=256, feat_channels=256, num_convs=2,
-        anchor_generator=dict(type='AnchorGenerator', scales=[8], ratios=[0.5, 1.0, 2.0],
-                              strides=[4, 8, 16, 32, 64]),
-        bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0., 0., 0., 0.],
-                        target_stds=[1.0, 1.0, 1.0, 1.0]),
-        loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
-        loss_bbox=dict(type='L1Loss', loss_weight=1.0)),
+    rpn_head=dict(num_convs=2, loss_bbox=dict(_delete_=True, type='L1Loss', loss_weight=1.0)),
     roi_head=dict(
-        type='EVACascadeRoIHead', num_stages=3, stage_loss_weights=[1, 1, 1],
+        type='EVACascadeRoIHead', stage_loss_weights=[1, 1, 1],
         score_average='prob', stage_grad_scale=True, maskness_thresh=None,
-        bbox_roi_extractor=dict(
-            type='SingleRoIExtractor',
-            roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0, aligned=True),
-            out_channels=256, featmap_strides=[4, 8, 16, 32]),
+        bbox_roi_extractor=dict(roi_layer=dict(aligned=True)),
         # Box2BoxTransform weights (10,10,5,5) / (20,20,10,10) / (30,30,15,15)
         bbox_head=[_stage_head([0.1, 0.1, 0.2, 0.2]),
                    _stage_head([0.05, 0.05, 0.1, 0.1]),
                    _stage_head([1 / 30, 1 / 30, 1 / 15, 1 / 15])],
-        mask_roi_extractor=dict(
-            type='SingleRoIExtractor',
-            roi_layer=dict(type='RoIAlign', output_size=14, sampling_ratio=0, aligned=True),
-            out_channels=256, featmap_strides=[4, 8, 16, 32]),
-        mask_head=dict(type='FCNMaskHead', num_convs=4, in_channels=256, conv_out_channels=256,
-                       num_classes=num_classes, norm_cfg=norm_cfg,
-                       loss_mask=dict(type='CrossEntropyLoss', use_mask=True,
-                                      loss_weight=1.0))),
-    train_cfg=dict(
-        rpn=dict(
-            assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.7, neg_iou_thr=0.3,
-                          min_pos_iou=0.3, match_low_quality=True, ignore_iof_thr=-1),
-            sampler=dict(type='RandomSampler', num=256, pos_fraction=0.5, neg_pos_ub=-1,
-                         add_gt_as_proposals=False),
-            allowed_border=-1, pos_weight=-1, debug=False),
-        rpn_proposal=dict(nms_pre=2000, max_per_img=1000, nms=dict(type='nms', iou_threshold=0.7),
-                          min_bbox_size=0),
-        rcnn=[_stage_train_cfg(0.5), _stage_train_cfg(0.6), _stage_train_cfg(0.7)]),
-    test_cfg=dict(
-        rpn=dict(nms_pre=1000, max_per_img=1000, nms=dict(type='nms', iou_threshold=0.7),
-                 min_bbox_size=0),
-        rcnn=dict(score_thr=0.05, nms=dict(type='nms', iou_threshold=0.5), max_per_img=100,
-                  mask_thr_binary=0.5)))
+        mask_roi_extractor=dict(roi_layer=dict(aligned=True)),
+        mask_head=dict(norm_cfg=norm_cfg)),
+    train_cfg=dict(rpn=dict(allowed_border=-1), rpn_proposal=dict(max_per_img=1000)))
 
 # AdamW, wd 0.1 on every parameter (norms, biases, pos_embed, rel-pos included), layer decay
 # 0.9 over the 40 blocks (embeddings 0.9^41, block k 0.9^(40-k), neck/heads 1), AMP.

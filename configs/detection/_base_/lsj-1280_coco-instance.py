@@ -9,24 +9,37 @@ data_root = 'data/coco/'
 image_size = 1280
 backend_args = None
 
-train_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='RandomResize', scale=(image_size, image_size), ratio_range=(0.1, 2.0),
-         keep_ratio=True),
-    dict(type='RandomCrop', crop_type='absolute_range', crop_size=(image_size, image_size),
-         recompute_bbox=True, allow_negative_crop=True),
-    dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2)),
-    dict(type='PackDetInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
-    dict(type='Resize', scale=(image_size, image_size), keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
-]
+
+def _lsj(size, with_mask=True):
+    """(train, test) pipelines at ``size`` with (COCO, LVIS) or without (Objects365) masks."""
+    load = dict(type='LoadAnnotations', with_bbox=True, with_mask=with_mask)
+    train = [
+        dict(type='LoadImageFromFile', backend_args=backend_args),
+        load,
+        dict(type='RandomFlip', prob=0.5),
+        dict(type='RandomResize', scale=(size, size), ratio_range=(0.1, 2.0), keep_ratio=True),
+        dict(type='RandomCrop', crop_type='absolute_range', crop_size=(size, size),
+             recompute_bbox=True, allow_negative_crop=True),
+        dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2)),
+        dict(type='PackDetInputs'),
+    ]
+    test = [
+        dict(type='LoadImageFromFile', backend_args=backend_args),
+        dict(type='Resize', scale=(size, size), keep_ratio=True),
+        load,
+        dict(type='PackDetInputs',
+             meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+    ]
+    return dict(train=train, test=test)
+
+
+train_pipeline = _lsj(image_size)['train']
+test_pipeline = _lsj(image_size)['test']
+# the other sizes the configs use, defined here once: ``{{_base_.lsj.<name>.train|test}}``
+# (EVA-L/B and Objects365 train at 1024; EVA-01 evaluates the 1280 models at 1536)
+lsj = dict(mask1024=_lsj(1024), mask1536=_lsj(1536), box1024=_lsj(1024, with_mask=False),
+           box1536=_lsj(1536, with_mask=False))
+
 train_dataloader = dict(
     batch_size=1, num_workers=4, persistent_workers=True,
     sampler=dict(type='InfiniteSampler', shuffle=True),

@@ -30,6 +30,47 @@ model = dict(
 # (mmaction2's Kinetics layout); annotation lists and class mappings under data/kinetics722/,
 # written by tools/misc/build_k722.py; VideoDataset paths are relative to data/.
 
+def _pipelines(num_frames):
+    """EVA-01's train / val / test pipelines for clips of ``num_frames``."""
+    train_pipeline = [
+        dict(type='CheckedDecordInit'),
+        dict(type='UniformSample', clip_len=num_frames),  # TSN: one random frame per segment
+        dict(type='CheckedDecordDecode'),
+        dict(type='Resize', scale=(-1, 256)),
+        dict(type='MultiScaleCrop', input_size=224, scales=(1, 0.875, 0.75, 0.66),
+             random_crop=False, max_wh_scale_gap=1),
+        dict(type='Resize', scale=(224, 224), keep_ratio=False),
+        dict(type='Flip', flip_ratio=0.5),
+        dict(type='VideoColorJitter', prob=0.8, brightness=0.4, contrast=0.4, saturation=0.2,
+             hue=0.1),
+        dict(type='VideoRandomGrayscale', prob=0.2),
+        dict(type='FormatShape', input_format='NCTHW'),
+        dict(type='PackActionInputs'),
+    ]
+    val_pipeline = [  # single view during training, as EVA-01 (short side 256, centre 224)
+        dict(type='CheckedDecordInit'),
+        dict(type='UniformSample', clip_len=num_frames, num_clips=1, test_mode=True),
+        dict(type='CheckedDecordDecode'),
+        dict(type='Resize', scale=(-1, 256)),
+        dict(type='CenterCrop', crop_size=224),
+        dict(type='FormatShape', input_format='NCTHW'),
+        dict(type='PackActionInputs'),
+    ]
+    test_pipeline = [  # num_frames x 3 crops x 4 clips = 12 views (EVA-01 multi-view test)
+        dict(type='CheckedDecordInit'),
+        dict(type='UniformSample', clip_len=num_frames, num_clips=4, test_mode=True),
+        dict(type='CheckedDecordDecode'),
+        dict(type='Resize', scale=(-1, 224)),
+        dict(type='ThreeCrop', crop_size=224),
+        dict(type='FormatShape', input_format='NCTHW'),
+        dict(type='PackActionInputs'),
+    ]
+    return dict(train=train_pipeline, val=val_pipeline, test=test_pipeline)
+
+
+# defined here once for both clip lengths: ``{{_base_.video_pipelines.u16.train}}`` ...
+video_pipelines = dict(u8=_pipelines(8), u16=_pipelines(16))
+
 # apex AMP O1 in EVA-01 -> AmpOptimWrapper (fp16, dynamic loss scale); AdamW eps 1e-6,
 # wd 0.05 except 1-D tensors, biases, pos_embed and cls_token; EVA-01 layer ids.
 optim_wrapper = dict(

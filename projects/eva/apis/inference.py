@@ -171,6 +171,10 @@ def build_inferencer(config: Union[str, Config], checkpoint: Optional[str] = Non
         inferencer.visualizer.dataset_meta = inferencer.model.dataset_meta
     elif task == 'segmentation':
         from mmseg.apis import MMSegInferencer
+        # MMSegInferencer drops a label loader named exactly 'LoadAnnotations'; ours is
+        # registered under its own name
+        pipeline = cfg.test_dataloader.dataset.pipeline
+        pipeline[:] = [t for t in pipeline if t.get('type') != 'CheckedLoadAnnotations']
         inferencer = MMSegInferencer(model=cfg, weights=checkpoint, device=device)
         inferencer.show_progress = False
         meta = _fill_dataset_meta(inferencer.model, ckpt_meta, cfg, classes)

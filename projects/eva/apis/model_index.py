@@ -147,6 +147,8 @@ def get_model(name: str, checkpoint: Optional[str] = None, device: Optional[str]
     if model_cfg.get('data_preprocessor') is None and cfg.get('data_preprocessor') is not None:
         model_cfg.data_preprocessor = copy.deepcopy(cfg.data_preprocessor)
     scope = cfg.get('default_scope', 'mmpretrain')
+    if device == 'meta':  # training-only mixup/cutmix draw a Beta distribution at init
+        (model_cfg.get('data_preprocessor') or {}).pop('blending', None)
     with DefaultScope.overwrite_default_scope(scope):
         if device == 'meta':
             with torch.device('meta'):

@@ -1,10 +1,11 @@
 """Zero-shot prompts, class names and the paper's summary numbers.
 
-The 80 OpenAI ImageNet templates, the 18 OpenAI CIFAR templates and the OpenAI ImageNet /
-CIFAR class names are reused from mmpretrain (``models/multimodal/clip/utils.py`` is read by
-file: importing that package needs ``transformers``). ImageNet-A/-R use the 200-class subsets
-(timm ships their ImageNet indices); ObjectNet uses the 113 classes it shares with ImageNet,
-named by its own ``mappings/`` (CLIP_benchmark's protocol); videos read their label files.
+The 80 OpenAI ImageNet templates and their 7-template subset come from open_clip
+(``open_clip.zero_shot_metadata``, the same lists as mmpretrain's CLIP, whose module cannot be
+imported without ``transformers``); the 18 OpenAI CIFAR templates are below. Class names are
+mmpretrain's. ImageNet-A/-R use the 200-class subsets (timm ships their ImageNet indices);
+ObjectNet uses the 113 classes it shares with ImageNet, named by its own ``mappings/``
+(CLIP_benchmark's protocol); videos read their label files.
 """
 import importlib.util
 import json
@@ -18,6 +19,14 @@ from mmpretrain.datasets.categories import (CIFAR10_CATEGORIES, CIFAR100_CATEGOR
 
 Template = Union[str, Callable[[str], str]]
 
+# OpenAI CLIP's 18 CIFAR-10/100 prompts (CLIP repository, data/prompts.md), in its order
+OPENAI_CIFAR_TEMPLATES = tuple(
+    f'a {quality}photo of {article} {size}{{}}.'
+    for article in ('a', 'the')
+    for quality, size in (('', ''), ('blurry ', ''), ('black and white ', ''),
+                          ('low contrast ', ''), ('high contrast ', ''), ('bad ', ''),
+                          ('good ', ''), ('', 'small '), ('', 'big ')))
+
 
 def _package_file(package: str, *parts: str) -> str:
     spec = importlib.util.find_spec(package)
@@ -27,14 +36,12 @@ def _package_file(package: str, *parts: str) -> str:
 
 
 @lru_cache()
-def _mmpretrain_prompts() -> dict:
-    path = _package_file('mmpretrain', 'models', 'multimodal', 'clip', 'utils.py')
-    spec = importlib.util.spec_from_file_location('_mmpretrain_clip_prompts', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return dict(openai_imagenet=module.OPENAI_IMAGENET_PROMPT,
-                openai_imagenet_sub=module.OPENAI_IMAGENET_PROMPT_SUB,
-                openai_cifar=module.OPENAI_CIFAR100_PROMPT,
+def _template_sets() -> dict:
+    from open_clip.zero_shot_metadata import (OPENAI_IMAGENET_TEMPLATES,
+                                              SIMPLE_IMAGENET_TEMPLATES)
+    return dict(openai_imagenet=OPENAI_IMAGENET_TEMPLATES,
+                openai_imagenet_sub=SIMPLE_IMAGENET_TEMPLATES,
+                openai_cifar=tuple(t.format for t in OPENAI_CIFAR_TEMPLATES),
                 vanilla=[lambda c: f'a photo of a {c}.'])
 
 
@@ -42,7 +49,7 @@ def get_templates(spec: Union[str, Sequence[Template]]) -> List[Callable[[str], 
     """``'openai_imagenet'`` (80), ``'openai_imagenet_sub'`` (7), ``'openai_cifar'`` (18),
     ``'vanilla'``, or a list of ``'... {} ...'`` strings / callables."""
     if isinstance(spec, str):
-        prompts = _mmpretrain_prompts()
+        prompts = _template_sets()
         if spec not in prompts:
             raise KeyError(f'unknown template set {spec!r}; choose from {sorted(prompts)} or '
                            'pass a list of strings with "{}"')

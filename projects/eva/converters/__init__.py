@@ -19,7 +19,7 @@ class Format(NamedTuple):
 
 
 FORMATS: List[Format] = []
-TASK_MODULES = ('backbone', 'detection', 'segmentation', 'video', 'clip')
+TASK_MODULES = ('backbone', 'detection', 'segmentation', 'video', 'clip', 'eva02')
 
 
 def register_format(name: str, detect: Callable[[dict], bool]):

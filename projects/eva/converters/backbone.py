@@ -20,9 +20,13 @@ EVA_EMBED_KEYS = ('cls_token', 'pos_embed', 'patch_embed.proj.weight', 'patch_em
 
 
 def _is_eva01_layout(sd: Dict[str, torch.Tensor]) -> bool:
-    """An EVA-01 *image* ViT (video checkpoints have a 5-D patch kernel: converters/video.py)."""
+    """An EVA-01 *image* ViT (video checkpoints have a 5-D patch kernel: converters/video.py).
+    timm's EVA-02 Ti/S share the names but have a GLU ``fc1`` (twice ``fc2``'s input):
+    converters/eva02.py."""
+    fc1, fc2 = sd.get('blocks.0.mlp.fc1.weight'), sd.get('blocks.0.mlp.fc2.weight')
+    glu = fc1 is not None and fc2 is not None and fc1.shape[0] == 2 * fc2.shape[1]
     return 'blocks.0.attn.q_bias' in sd and 'blocks.0.attn.qkv.weight' in sd \
-        and sd.get('patch_embed.proj.weight', torch.empty(0)).ndim == 4
+        and sd.get('patch_embed.proj.weight', torch.empty(0)).ndim == 4 and not glu
 
 
 def resize_patch_embed(weight: torch.Tensor, patch_size: int) -> torch.Tensor:

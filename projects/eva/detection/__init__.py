@@ -6,7 +6,7 @@ Registers into mmdet's registries: ``LN2d``, ``SimpleFeaturePyramid`` (neck),
 multi-scale TTA with masks), ``EVALVISMetric``. The backbone is ``mmpretrain.EVAViT``.
 """
 from .. import engine, models  # noqa: F401  (layer-decay constructor, mmpretrain.EVAViT)
-from . import cpu_amp, lvis  # noqa: F401  (lvis: numpy-2 fix for the LVIS metric)
+from . import cpu_amp  # noqa: F401  (mmcv's CPU nms / RoIAlign take fp32 only: --amp on CPU)
 from .checked_dataset import (CheckedCocoDataset, CheckedLVISV1Dataset,  # noqa: F401
                               CheckedObjects365V2Dataset)
 from .data_preprocessor import EVADetDataPreprocessor

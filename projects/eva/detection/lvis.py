@@ -1,4 +1,4 @@
-"""LVIS helpers: numpy-2 fix for the ``lvis`` package, annotation files for EVA-01's LVIS
+"""LVIS helpers: annotation files for EVA-01's LVIS
 experiments, and a command line to write them.
 
     python -m projects.eva.detection.lvis cat-info  lvis_v1_train.json  lvis_v1_train_cat_info.json
@@ -17,10 +17,6 @@ import argparse
 import json
 from collections import Counter
 from typing import Dict
-
-from ..compat import patch_lvis_numpy2
-
-patch_lvis_numpy2()  # lvis 0.5.3 (eval.py) uses np.float, removed in numpy >= 1.24
 
 # COCO category id -> WordNet synset of the matching LVIS category (LVIS's own
 # coco_to_synset mapping); "tv" is television_receiver, "hot dog" frank, "potted plant" pot...

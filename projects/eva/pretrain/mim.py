@@ -1,4 +1,5 @@
-"""EVA-01 MIM: a BEiT-style student regresses CLIP patch features of the masked patches.
+"""EVA-01 / EVA-02 MIM: a BEiT-style student regresses CLIP patch features of the masked
+patches (EVA-01: OpenAI CLIP-L teacher; EVA-02: an EVA-CLIP image tower, :class:`EVACLIPTeacher`).
 
 mmpretrain registers an ``EVA`` algorithm that is MAE-style (dropped tokens + decoder); this is
 the paper's method and is registered as ``EVAMIM``.
@@ -13,6 +14,7 @@ from mmpretrain.models.selfsup import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+from ..checkpoint import load_weights, unwrap_state_dict
 from ..models.eva_vit import trunc_normal_sigma_
 
 
@@ -88,9 +90,54 @@ class EVAMIM(BaseSelfSupervisor):
         mask = torch.stack([ds.mask for ds in data_samples]).flatten(1).bool().to(img.device)
         with torch.no_grad():
             target = self.teacher(img)
-        tokens = self.backbone(img, mask)[0]
+        # final block + final norm, whatever out_indices / out_type the config sets
+        tokens = self.backbone.forward_features(img, mask)
         patch_tokens = tokens[:, self.backbone.num_extra_tokens:]
         return dict(loss=self.head.loss(patch_tokens, target, mask))
+
+
+@MODELS.register_module()
+class EVACLIPTeacher(nn.Module):
+    """EVA-02's MIM teacher: an EVA-CLIP image tower (``EVAViT`` with its final norm +
+    ``clip_projection``) applied to **every patch token**: target = ``proj(norm(x))[:, 1:]``,
+    not normalised (asuka/eva_clip/vit_model.py:347-368; EVA-02 used EVA-01-CLIP g/14 ->
+    1024-d for every student size).
+
+    Args:
+        vision_backbone: the tower's ``EVAViT`` config (``final_norm=True``).
+        embed_dim: CLIP embedding width (1024 for EVA-01-CLIP g/14).
+        checkpoint: our ``EVACLIP`` run (``backbone.*``, ``clip_projection.*``; the text tower
+            and ``logit_scale`` are not used) or ``eva_to_mm.py``'s conversion of an EVA-CLIP
+            vision encoder. ``None``: a random tower drawn from ``init_seed`` (tests only).
+    """
+
+    def __init__(self, vision_backbone: dict, embed_dim: int = 1024,
+                 checkpoint: Optional[str] = None, init_seed: int = 0):
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(init_seed)
+            self.backbone = MODELS.build(vision_backbone)
+            if self.backbone.norm is None:
+                raise ValueError('the EVA-CLIP teacher projects normed tokens: build its EVAViT '
+                                 'with final_norm=True')
+            self.clip_projection = nn.Linear(self.backbone.embed_dims, embed_dim)
+            if checkpoint is None:
+                self.backbone.init_weights()
+        if checkpoint is not None:
+            self.load_checkpoint(checkpoint)
+
+    def load_checkpoint(self, path: str) -> None:
+        sd = unwrap_state_dict(load_weights(path))
+        tower = {k: v for k, v in sd.items() if k.startswith(('backbone.', 'clip_projection.'))}
+        if not tower:
+            raise KeyError(f'{path}: no backbone.* / clip_projection.* tensors (an EVACLIP run or '
+                           f'an eva_to_mm.py EVA-CLIP vision conversion); keys like '
+                           f'{sorted(sd)[:8]}')
+        self.load_state_dict(tower, strict=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.backbone.forward_features(x)
+        return self.clip_projection(tokens[:, self.backbone.num_extra_tokens:])
 
 
 def _first(inputs):

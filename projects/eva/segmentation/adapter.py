@@ -4,8 +4,8 @@ The adapter adds a convolutional spatial prior (SPM: maps at strides 4/8/16/32) 
 each of four groups of ViT blocks, an *injector* (ViT tokens attend to the SPM maps) and an
 *extractor* (SPM tokens attend to the ViT tokens, then a depth-wise ConvFFN), both with
 multi-scale deformable attention whose value width is ``deform_ratio`` x the ViT width. The
-ViT itself is an unmodified :class:`EVAViT`: the adapter calls its patch embedding, position
-table and blocks. The cls token skips the injector and extractor but goes through the blocks
+ViT itself is an unmodified :class:`EVAViT`: the adapter calls its public ``embed`` and
+``forward_blocks`` (one group of blocks at a time). The cls token skips the injector and extractor but goes through the blocks
 (EVA-01's ``InteractionBlockWithCls``); it gets no position embedding, as in EVA-01.
 Sub-module names follow the official checkpoint (``spm``, ``level_embed``,
 ``interactions.N.{injector,extractor,extra_extractors}``, ``up``, ``norm1..4``).
@@ -21,7 +21,7 @@ from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
-from ..models.eva_vit import DropPath, resize_pos_embed
+from ..models.eva_vit import DropPath
 from .ms_deform_attn import MSDeformAttn
 
 STRIDES = (8, 16, 32)  # SPM levels the ViT tokens interact with
@@ -268,27 +268,15 @@ class EVAAdapter(BaseModule):
         c = torch.cat([lvl.flatten(2).transpose(1, 2) + self.level_embed[i]
                        for i, lvl in enumerate((c2, c3, c4))], dim=1)
 
-        tokens, grid = vit.patch_embed(x)
-        vit.check_rel_pos_bias_grid(grid)  # variant B: BEiT tables cover img_size only
-        pos = vit.pos_embed
-        if tuple(grid) != vit.pos_grid:
-            pos = resize_pos_embed(pos, vit.pos_grid, grid, vit.num_extra_tokens)
-        tokens = tokens + pos[:, vit.num_extra_tokens:].to(tokens.dtype)
-        cls = vit.cls_token.expand(b, -1, -1) if vit.cls_token is not None else None
-        block_hw = None if cls is not None else hw  # window / rel-pos blocks need the grid
+        tokens, grid = vit.embed(x, cls_pos=False)  # EVA-01: the cls token has no position
+        extra = vit.num_extra_tokens
+        cls, tokens = tokens[:, :extra], tokens[:, extra:]
 
         outs = []
         for (first, last), layer in zip(self.interaction_indexes, self.interactions):
             tokens = layer.injector(tokens, c, ref_inj, spatial_inj, start_inj)
-            if cls is not None:
-                tokens = torch.cat([cls, tokens], dim=1)
-            for blk in vit.blocks[first:last + 1]:
-                if vit.with_cp and self.training and tokens.requires_grad:
-                    tokens = cp.checkpoint(blk, tokens, block_hw, use_reentrant=False)
-                else:
-                    tokens = blk(tokens, block_hw)
-            if cls is not None:
-                cls, tokens = tokens[:, :1], tokens[:, 1:]
+            tokens = vit.forward_blocks(torch.cat([cls, tokens], dim=1), grid, first, last + 1)
+            cls, tokens = tokens[:, :extra], tokens[:, extra:]
             extractors = [layer.extractor] + list(layer.extra_extractors or [])
             for extractor in extractors:
                 c = extractor(c, tokens, ref_ext, spatial_ext, start_ext, shapes)

@@ -3,14 +3,15 @@
 mmseg 1.2.2's ``LoadAnnotations`` fails on an undecodable label map with ``'NoneType' object
 has no attribute 'squeeze'`` and accepts a label map whose size differs from its image: the
 random crop then cuts different regions from both and training goes on with wrong labels.
-This subclass is registered under mmseg's own name (``force=True``), so every config that
-imports ``projects.eva.segmentation`` checks its label maps; good input is unchanged.
+This subclass is registered under its own name: our configs ask for ``CheckedLoadAnnotations``
+and mmseg's ``LoadAnnotations`` stays what it is for every other config; good input loads
+exactly as with mmseg's.
 """
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import TRANSFORMS
 
 
-@TRANSFORMS.register_module(name='LoadAnnotations', force=True)
+@TRANSFORMS.register_module()
 class CheckedLoadAnnotations(LoadAnnotations):
     """``LoadAnnotations`` naming a missing / undecodable label map, or one whose size is not
     its image's (``ori_shape``: the size before any resize, so test pipelines that load the

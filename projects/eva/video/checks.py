@@ -3,9 +3,9 @@
 mmaction2 1.2.0 reports a corrupt video as decord's ``Error reading 700 bytes...`` (no file
 name), an empty annotation list as numpy's ``need at least one array to concatenate`` and a
 blank line as a video whose path is the data folder. These subclasses are registered under
-mmaction2's own names (``VideoDataset``, ``DecordInit``, ``DecordDecode``; ``force=True``), so
-every config that imports ``projects.eva.video`` gets them without a change; they behave
-exactly as mmaction2's on good input.
+their own names (``CheckedVideoDataset``, ``CheckedDecordInit``, ``CheckedDecordDecode``), which
+our configs use; mmaction2's classes stay registered as they are. On good input they behave
+exactly as mmaction2's.
 """
 import os.path as osp
 
@@ -15,7 +15,7 @@ from mmaction.registry import DATASETS, TRANSFORMS
 from mmengine.fileio import list_from_file
 
 
-@DATASETS.register_module(name='VideoDataset', force=True)
+@DATASETS.register_module()
 class CheckedVideoDataset(VideoDataset):
     """``VideoDataset`` whose annotation-list errors name the file (and line)."""
 
@@ -36,7 +36,7 @@ class CheckedVideoDataset(VideoDataset):
                              f'"<video path>{self.delimiter}<label>"') from e
 
 
-@TRANSFORMS.register_module(name='DecordInit', force=True)
+@TRANSFORMS.register_module()
 class CheckedDecordInit(DecordInit):
     """``DecordInit`` naming the video that is missing, unreadable or has no frames."""
 
@@ -54,7 +54,7 @@ class CheckedDecordInit(DecordInit):
         return results
 
 
-@TRANSFORMS.register_module(name='DecordDecode', force=True)
+@TRANSFORMS.register_module()
 class CheckedDecordDecode(DecordDecode):
     """``DecordDecode`` naming the video whose frames cannot be decoded (truncated file)."""
 

@@ -14,9 +14,10 @@ from .class_mapping import load_class_mapping, select_classes
 class EVAVideoHead(TimeSformerHead):
     """``TimeSformerHead`` for ``EVAViT(out_type='avg_featmap')``.
 
-    The backbone returns a tuple (one pooled (B, C) feature per out index); the last one is
-    classified. The classifier starts as in EVA-01 (trunc-normal std 0.02 scaled by
-    ``init_scale`` = 0.001, so fine-tuning starts from near-uniform scores).
+    The backbone returns a tuple with one pooled (B, C) feature (one out index); several
+    are refused rather than one picked silently. The classifier starts as in EVA-01
+    (trunc-normal std 0.02 scaled by ``init_scale`` = 0.001, so fine-tuning starts from
+    near-uniform scores).
 
     ``class_mapping``: when a checkpoint's classifier has more rows than ``num_classes``
     (the K722 head loaded into a K400/600/700 model) the rows of the target classes are
@@ -38,8 +39,11 @@ class EVAVideoHead(TimeSformerHead):
         self.fc_cls.weight.data.mul_(self.init_scale)
 
     def forward(self, x: Union[torch.Tensor, Sequence[torch.Tensor]], **kwargs) -> torch.Tensor:
-        if isinstance(x, (tuple, list)):
-            x = x[-1]
+        if isinstance(x, (tuple, list)):  # the backbone's tuple: exactly one pooled feature
+            if len(x) != 1:
+                raise ValueError(f'EVAVideoHead classifies one pooled feature, the backbone gave '
+                                 f'{len(x)}: set its out_indices to one block (e.g. -1)')
+            x = x[0]
         if x.ndim != 2 or x.shape[1] != self.in_channels:
             raise ValueError(f'EVAVideoHead expects pooled features (N, {self.in_channels}); '
                              f'got {tuple(x.shape)} (use EVAViT out_type="avg_featmap")')

@@ -1,0 +1,134 @@
+"""One test per fix in ``projects/eva/compat.py``; each fails when its fix is left out of
+``compat.FIXES`` (checked by hand when the fix was written)."""
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from projects.eva import compat
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_every_fix_is_applied_from_one_place():
+    assert [f.__name__ for f in compat.FIXES] == ['deferred_deepspeed_import',
+                                                  'weights_only_resume', 'mmaction_drn',
+                                                  'lvis_numpy2', 'cpu_dist_init']
+    for fix in compat.FIXES:  # each names its upstream bug
+        assert f':func:`{fix.__name__}` -- ' in compat.__doc__
+
+
+def test_weights_only_loads_an_mmengine_checkpoint(tmp_path):
+    """mmengine#1655: what mmengine 0.10.7 saves (message hub, config, numpy meta)."""
+    from mmengine.config import ConfigDict
+    from mmengine.logging import MessageHub
+    from mmengine.runner.checkpoint import save_checkpoint
+    hub = MessageHub.get_instance('test_compat_weights_only')
+    hub.update_scalar('train/loss', 0.5)
+    hub.update_scalar('train/loss', 1.5)
+    path = str(tmp_path / 'iter_2.pth')
+    save_checkpoint({'meta': dict(seed=np.int64(3), cfg=ConfigDict(a=1), hist=np.zeros(2)),
+                     'message_hub': hub.state_dict(), 'state_dict': {'w': torch.ones(1)}}, path)
+    ckpt = torch.load(path, weights_only=True)
+    assert ckpt['message_hub']['log_scalars']['train/loss'].mean() == 1.0  # statistics rebuilt
+    assert ckpt['meta']['seed'] == 3 and ckpt['meta']['cfg'].a == 1
+
+
+def test_weights_only_resume_falls_back_for_another_runs_checkpoint(tmp_path):
+    """A checkpoint with a function reference (other mmengine runs) still resumes, with a
+    warning; plain weight loading keeps refusing it."""
+    from mmengine.logging import MessageHub
+    from mmengine.runner import Runner
+    from torch.utils.data import DataLoader
+
+    from projects.eva.checkpoint import load_weights
+    model = torch.nn.Linear(2, 1)
+    runner = Runner(model=model, work_dir=str(tmp_path / 'run'),
+                    train_dataloader=DataLoader([torch.zeros(2)] * 2, batch_size=1),
+                    train_cfg=dict(by_epoch=False, max_iters=10),
+                    optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+                    default_scope=None, experiment_name='test_compat_resume')
+    path = str(tmp_path / 'other.pth')
+    torch.save({'meta': dict(epoch=0, iter=7, hook=os.path.join), 'state_dict':
+                {k: v + 1 for k, v in model.state_dict().items()},
+                'message_hub': MessageHub.get_instance('other_run').state_dict()}, path)
+    with pytest.raises(RuntimeError, match='cannot load weights'):
+        load_weights(path)
+    runner.resume(path, resume_optimizer=False, resume_param_scheduler=False)
+    assert runner.iter == 7
+    torch.testing.assert_close(runner.model.bias.data, model.bias.data)
+
+
+def test_mmaction_models_import():
+    """mmaction2#2714: ``mmaction.models`` imports the DRN module the 1.2.0 wheel lacks."""
+    import mmaction.models  # noqa: F401
+    from mmaction.registry import MODELS
+    assert MODELS.get('Recognizer3D') is not None
+    from mmaction.models.localizers.drn.drn import DRN
+    with pytest.raises(ImportError, match='mmaction2#2714'):
+        DRN()
+
+
+def write_lvis(tmp_path, num_dets: int):
+    """One image, one LVIS category, one box; ``num_dets`` detections of which only the
+    lowest-scoring one hits the box."""
+    gt = dict(images=[dict(id=1, width=100, height=100, neg_category_ids=[],
+                           not_exhaustive_category_ids=[])],
+              categories=[dict(id=1, name='thing', frequency='f', image_count=1)],
+              annotations=[dict(id=1, image_id=1, category_id=1, bbox=[10, 10, 40, 40],
+                                area=1600, segmentation=[[10, 10, 50, 10, 50, 50, 10, 50]])])
+    dets = [dict(image_id=1, category_id=1, bbox=[60, 60, 30, 30], score=0.9)
+            for _ in range(num_dets - 1)]
+    dets.append(dict(image_id=1, category_id=1, bbox=[10, 10, 40, 40], score=0.1))
+    gt_path, dt_path = tmp_path / 'gt.json', tmp_path / 'dt.json'
+    gt_path.write_text(json.dumps(gt))
+    dt_path.write_text(json.dumps(dets))
+    return str(gt_path), str(dt_path)
+
+
+def test_lvis_evaluation_runs_on_numpy2(tmp_path):
+    """lvis-api#37: ``LVISEval.accumulate`` uses ``np.float``."""
+    from lvis import LVIS, LVISEval, LVISResults
+    gt_path, dt_path = write_lvis(tmp_path, num_dets=1)
+    gt = LVIS(gt_path)
+    lvis_eval = LVISEval(gt, LVISResults(gt, dt_path), 'bbox')
+    lvis_eval.run()
+    assert lvis_eval.get_results()['AP'] == pytest.approx(1.0)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='the fix is for machines without CUDA')
+def test_cpu_dist_init_without_cuda():
+    """mmengine's pytorch launcher calls ``torch.cuda.set_device`` even for gloo."""
+    script = ('import sys; sys.path.insert(0, sys.argv[1]); import projects.eva; '
+              'from mmengine.dist import init_dist, get_world_size; '
+              "init_dist('pytorch', backend='gloo'); print('world', get_world_size())")
+    env = dict(os.environ, RANK='0', LOCAL_RANK='0', WORLD_SIZE='1', MASTER_ADDR='127.0.0.1',
+               MASTER_PORT=str(_free_port()), OMP_NUM_THREADS='1')
+    out = subprocess.run([sys.executable, '-c', script, ROOT], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0 and 'world 1' in out.stdout, out.stderr[-2000:]
+
+
+def test_deferred_deepspeed_import(tmp_path):
+    """mmengine 0.10.7 imports deepspeed with mmengine.runner; with projects.eva it comes
+    with the first DeepSpeedStrategy, and on CPU without the JIT-built inference op."""
+    pytest.importorskip('deepspeed')
+    code = ('import sys, projects.eva, mmengine.runner\n'
+            'from mmengine.registry import STRATEGIES\n'
+            'assert "deepspeed" not in sys.modules, "imported eagerly"\n'
+            'STRATEGIES.build(dict(type="DeepSpeedStrategy", work_dir=sys.argv[1]))\n'
+            'import deepspeed\n'
+            'assert not deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"]\n')
+    env = dict(os.environ, PYTHONPATH=ROOT, DS_ACCELERATOR='cpu', OMP_NUM_THREADS='1')
+    subprocess.run([sys.executable, '-c', code, str(tmp_path)], env=env, check=True, cwd=ROOT)
