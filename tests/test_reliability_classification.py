@@ -8,8 +8,10 @@ import pytest
 from PIL import Image
 
 def test_bad_images_and_empty_folders_name_the_file(tmp_path):
+    from mmengine.registry import init_default_scope
     from mmpretrain.registry import DATASETS
     import projects.eva.pretrain  # noqa: F401
+    init_default_scope('mmpretrain')
     pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
     (tmp_path / 'empty').mkdir()
     with pytest.raises(RuntimeError, match='empty'):
@@ -38,7 +40,9 @@ def _image(path, size):
 
 def test_zero_byte_image_is_named(tmp_path):
     import projects.eva.engine  # noqa: F401  (names bad image files)
+    from mmengine.registry import init_default_scope
     from mmpretrain.registry import DATASETS
+    init_default_scope('mmpretrain')
     root = tmp_path / 'imgs'
     _image(root / 'good.png', 8)
     (root / 'zero.png').write_bytes(b'')  # e.g. an interrupted copy
