@@ -76,3 +76,23 @@ def test_eva02_classification_recipes(name, arch, res, batch, epochs, warmup, lr
         assert (test[1].type, test[1].scale, test[2].crop_size) == ('ResizeEdge', res, res)
     else:
         assert cfg.val_dataloader is None and cfg.train_dataloader.dataset.type == 'ImageNet21k'
+
+
+ROBUST = {'val': 'data/imagenet', 'v2': 'data/imagenetv2/imagenetv2-matched-frequency-format-val',
+          'real': 'data/imagenet', 'a': 'data/imagenet-a', 'r': 'data/imagenet-r',
+          'sketch': 'data/imagenet-sketch/sketch', 'objectnet': 'data/objectnet-1.0'}
+
+
+@pytest.mark.parametrize('variant', list(ROBUST))
+def test_eva02_l_robustness_evaluations(variant):
+    """The released robustness table is for EVA-02-L m38m -> IN-21K -> IN-1K at 448."""
+    cfg = _cfg(f'classification/robustness/eva02-l-p14_448px_in1k-{variant}.py')
+    bb = cfg.model.backbone
+    assert (bb.arch, bb.img_size, bb.init_cfg) == ('eva02-large', 448, None)
+    data = cfg.test_dataloader.dataset
+    assert (data.type, data.variant, data.data_root) == ('ImageNetVariant', variant,
+                                                          ROBUST[variant])
+    resize, crop = data.pipeline[1:3]
+    assert (resize.type, resize.scale, crop.crop_size) == ('ResizeEdge', 448, 448)
+    assert cfg.test_evaluator.type == 'RobustAccuracy'
+    assert cfg.test_evaluator.prefix == f'in1k-{variant}'

@@ -346,6 +346,7 @@ def test_tta_merges_boxes_and_masks():
     assert inst.masks.shape == (len(inst), 64, 64) and inst.bboxes.shape == (len(inst), 4)
 
 
+@pytest.mark.slow
 def test_demo_detector_learns_to_detect_and_classify(tmp_path, one_thread):
     """The demo detector, trained from scratch for 100 iterations on generated shapes, must
     find and name the held-out shapes. Guards the failure where the box classifiers stayed at

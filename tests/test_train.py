@@ -52,6 +52,7 @@ def run(work_dir, data_root, key, max_epochs, resume=None, extra=None):
     return runner
 
 
+@pytest.mark.slow
 def test_short_mim_training_loss_decreases(tmp_path, mim_data):
     run(tmp_path, mim_data, 'learn', max_epochs=4, extra={'param_scheduler.0.end': 1})
     losses = [loss for _, loss in RECORDED['learn']]
@@ -60,6 +61,7 @@ def test_short_mim_training_loss_decreases(tmp_path, mim_data):
     assert last < first - 0.1, (first, last)
 
 
+@pytest.mark.slow
 def test_resume_continues_with_same_next_losses(tmp_path, mim_data):
     run(tmp_path / 'full', mim_data, 'full', max_epochs=3)
     run(tmp_path / 'cut', mim_data, 'cut', max_epochs=2)

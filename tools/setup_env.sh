@@ -12,6 +12,17 @@ MMCV_VERSION=2.1.0
 STAMP="$VENV/.eva-stamp"
 REQ_HASH="$(cat "$ROOT"/requirements/*.txt "$ROOT/setup.py" "$0" | sha256sum | cut -c1-16)"
 
+# Headless Chromium for the web demo's browser test (tests/test_gradio_demo.py): Debian's
+# chromium + chromium-driver, only as root with apt-get and only when missing. A failure
+# here does not stop the setup (that test then says why it is skipped).
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+    && ! { command -v chromium && command -v chromedriver; } >/dev/null; then
+  echo "[setup_env] installing chromium and chromium-driver (apt-get)"
+  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+      chromium chromium-driver; } >/dev/null 2>&1 \
+    || echo "[setup_env] warning: apt-get could not install chromium; the browser test will be skipped"
+fi
+
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$REQ_HASH" ]; then
   exit 0
 fi

@@ -5,9 +5,9 @@
 # Data (projects/eva/demo/synthetic_clip.py, written by tools/demo.py): 2400 rendered
 # shapes with captions ("a small red circle at the top left") in open_clip's CSV layout;
 # zero-shot test on 360 held-out images of the 18 colour-shape classes (chance 5.6%).
-# The real recipes are configs/clip/eva-clip_vit-g-p14_*.py.
-default_scope = 'mmpretrain'
-custom_imports = dict(imports=['projects.eva.clip'], allow_failed_imports=False)
+# The real EVA-CLIP model and runtime (configs/clip/_base_/eva-clip_vit-g-p14_zeroshot.py)
+# with its sizes overridden; the real recipes are configs/clip/eva-clip_vit-g-p14_*.py.
+_base_ = '../clip/_base_/eva-clip_vit-g-p14_zeroshot.py'
 
 data_root = 'data/demo/clip'
 img_size = 40
@@ -18,19 +18,12 @@ classnames = [
     'yellow circle', 'yellow square', 'yellow triangle']
 
 model = dict(
-    type='EVACLIP',
-    data_preprocessor=dict(
-        type='ClsDataPreprocessor', to_rgb=True,
-        mean=[0.48145466 * 255, 0.4578275 * 255, 0.40821073 * 255],
-        std=[0.26862954 * 255, 0.26130258 * 255, 0.27577711 * 255]),
     vision_backbone=dict(
-        type='EVAViT',
-        arch=dict(embed_dims=64, num_layers=3, num_heads=2, feedforward_channels=256),
-        img_size=img_size, patch_size=8, out_type='cls_token', final_norm=True,
-        init_std=0.02),
-    text_backbone=dict(type='EVACLIPTextTransformer', context_length=16, width=64, layers=2,
-                       heads=2, embed_dim=64),
-    tokenizer=dict(type='EVACLIPTokenizer'),
+        arch=dict(_delete_=True, embed_dims=64, num_layers=3, num_heads=2,
+                  feedforward_channels=256),
+        img_size=img_size, patch_size=8, init_std=0.02),
+    text_backbone=dict(context_length=16, width=64, layers=2, heads=2, embed_dim=64),
+    tokenizer=dict(_delete_=True, type='EVACLIPTokenizer'),
     classnames=classnames,
     templates=['a photo of a {}', 'a {}', 'a picture of a {}'],
 )
@@ -54,7 +47,7 @@ train_dataloader = dict(
                  ann_file='train/captions.tsv', data_prefix='train',
                  pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=120, num_workers=2, persistent_workers=True,
+    batch_size=120, num_workers=2, persistent_workers=True, pin_memory=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     collate_fn=dict(type='default_collate'),
     dataset=dict(type='CustomDataset', data_root=data_root, data_prefix='test',
@@ -80,18 +73,6 @@ val_cfg = dict()
 test_cfg = dict()
 
 default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=5),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=max_epochs, max_keep_ckpts=1),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='VisualizationHook', enable=False),
-)
-env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-               dist_cfg=dict(backend='nccl'))
-vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(type='UniversalVisualizer', vis_backends=vis_backends)
-log_level = 'INFO'
+    checkpoint=dict(type='CheckpointHook', interval=max_epochs, max_keep_ckpts=1))
 load_from = None
-resume = False
-randomness = dict(seed=0, deterministic=False)

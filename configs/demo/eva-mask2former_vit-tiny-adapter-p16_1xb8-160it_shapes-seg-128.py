@@ -2,8 +2,9 @@
 # The real model (configs/segmentation/_base_/eva-mask2former_vit-g-adapter-p16-896.py:
 # EVAViT + EVAAdapter with deform_ratio 0.5, mmseg Mask2FormerHead, layer decay) with its
 # sizes overridden: a 4-block 64-wide EVAViT from scratch (no weights can be downloaded
-# here), 128 px crops, 16 queries, 3 decoder layers; warmup + poly as the real schedule. Data: shapes drawn by projects/eva/demo/synthetic_segmentation.py
-# (tools/demo.py writes them), in ADE20K's layout.
+# here), 128 px crops, 16 queries, 3 decoder layers; warmup + poly as the real schedule.
+# Data: shapes drawn by projects/eva/demo/synthetic_segmentation.py (tools/demo.py writes
+# them), in ADE20K's layout.
 _base_ = ['mmseg::_base_/default_runtime.py',
           '../segmentation/_base_/eva-mask2former_vit-g-adapter-p16-896.py']
 

@@ -1,0 +1,341 @@
+"""ONNX export of EVA models with ``torch.onnx`` (the dynamo exporter), and its check.
+
+Used by ``tools/deployment/export_onnx.py`` (docs/deployment.md). What is exported depends on
+the config's model (:func:`model_kind`):
+
+* mmpretrain ``ImageClassifier`` -> ``logits`` (B, num_classes), before softmax;
+* ``EVACLIP`` -> ``clip-image``: L2-normalised image embeddings (B, D); ``clip-text``: token
+  ids (B, context_length) int64 -> L2-normalised text embeddings (B, D);
+* mmdet detectors / mmseg segmentors -> the backbone + neck (``extract_feat``): ``feat0..N``.
+
+Inputs are *normalised* images (B, 3, H, W), as mmdeploy does it; the data preprocessor's
+mean/std and channel order go into the ONNX ``metadata_props``. :func:`load_model` (config +
+checkpoint -> eval model) is shared with the feature visualisation and the web demo.
+"""
+import json
+import os
+import os.path as osp
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+KINDS = ('classifier', 'clip-image', 'clip-text', 'det-backbone', 'seg-backbone')
+
+
+# ---------------------------------------------------------------------- model loading
+def load_model(config: str, checkpoint: Optional[str], cfg_options: Optional[dict] = None,
+               strict: bool = True):
+    """Build the config's model (its registry scope) and load ``checkpoint`` (our runs or
+    converted releases). ``strict``: a parameter the checkpoint lacks is an error, since an
+    exported model with random weights would look fine and be wrong."""
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, init_default_scope
+
+    import projects.eva  # noqa: F401  (stack fixes)
+    from projects.eva.checkpoint import load_weights, unwrap_state_dict
+    cfg = Config.fromfile(config) if isinstance(config, str) else config
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
+    model_cfg = cfg.model.copy()
+    if cfg.get('data_preprocessor') is not None:  # a top-level one, as the Runner merges it
+        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
+    _drop_pretrained(model_cfg)
+    model = MODELS.build(model_cfg)
+    if checkpoint:
+        raw = load_weights(checkpoint)
+        sd = unwrap_state_dict(raw)
+        meta = raw.get('meta') if isinstance(raw, dict) else None
+        if isinstance(meta, dict) and isinstance(meta.get('dataset_meta'), dict):
+            model.dataset_meta = meta['dataset_meta']  # class names for the ONNX metadata
+        missing, unexpected = model.load_state_dict(sd, strict=False)
+        missing = [k for k in missing if not k.endswith(('num_batches_tracked', ))]
+        if strict and missing:
+            raise KeyError(f'{checkpoint}: no weights for {len(missing)} parameters of '
+                           f'{config}, e.g. {missing[:5]} (is this the right config?)')
+        if unexpected:
+            print(f'[export] {checkpoint}: ignoring {len(unexpected)} tensors the model does '
+                  f'not have, e.g. {unexpected[:3]}')
+    else:
+        model.init_weights()
+    model.cfg = cfg
+    return model.eval()
+
+
+def _drop_pretrained(cfg):
+    """Weights come from CHECKPOINT: no ``init_cfg=Pretrained`` file is read while building."""
+    if isinstance(cfg, dict):
+        if isinstance(cfg.get('init_cfg'), dict) and cfg['init_cfg'].get('type') == 'Pretrained':
+            cfg['init_cfg'] = None
+        for v in cfg.values():
+            _drop_pretrained(v)
+    elif isinstance(cfg, (list, tuple)):
+        for v in cfg:
+            _drop_pretrained(v)
+
+
+def model_kind(model: nn.Module, part: Optional[str] = None) -> str:
+    """Which of :data:`KINDS` a built model exports as."""
+    name = type(model).__name__
+    if name == 'EVACLIP':
+        part = part or 'image'
+        if part not in ('image', 'text'):
+            raise ValueError(f'--part for EVA-CLIP is image or text, got {part!r}')
+        return f'clip-{part}'
+    if part is not None:
+        raise ValueError(f'--part is for EVA-CLIP configs only (this model is {name})')
+    from mmdet.models.detectors import BaseDetector
+    from mmpretrain.models.classifiers import ImageClassifier
+    from mmseg.models.segmentors import BaseSegmentor
+    if isinstance(model, ImageClassifier):
+        return 'classifier'
+    if isinstance(model, BaseDetector):
+        return 'det-backbone'
+    if isinstance(model, BaseSegmentor):
+        return 'seg-backbone'
+    raise ValueError(f'no ONNX export for {name}: export a classifier, EVA-CLIP, an mmdet '
+                     'detector or an mmseg segmentor config')
+
+
+# ---------------------------------------------------------------------- export wrappers
+class ClassifierForExport(nn.Module):
+    """Normalised image -> logits (mmpretrain ``mode='tensor'``)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image):
+        return self.model(image, mode='tensor')
+
+
+class CLIPImageForExport(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image):
+        return self.model.encode_image(image)
+
+
+class CLIPTextForExport(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens):
+        return self.model.encode_text(tokens)
+
+
+class FeaturesForExport(nn.Module):
+    """Backbone + neck of a detector / segmentor (``extract_feat``), outputs as a tuple."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image):
+        return tuple(self.model.extract_feat(image))
+
+
+WRAPPERS = {'classifier': ClassifierForExport, 'clip-image': CLIPImageForExport,
+            'clip-text': CLIPTextForExport, 'det-backbone': FeaturesForExport,
+            'seg-backbone': FeaturesForExport}
+
+
+def _vit(model: nn.Module):
+    """The EVAViT inside a model (classifier/CLIP backbone, detector backbone, adapter.vit)."""
+    backbone = model.backbone
+    return getattr(backbone, 'vit', backbone)
+
+
+def default_shape(model: nn.Module, kind: str) -> Tuple[int, int]:
+    if kind == 'clip-text':
+        return (1, model.text.context_length)
+    return tuple(_vit(model).img_size)
+
+
+def size_multiple(model: nn.Module, kind: str) -> int:
+    """Input sides must be multiples of this (patch size; 32 for the ViT-Adapter)."""
+    m = _vit(model).patch_size
+    if type(model.backbone).__name__ == 'EVAAdapter':
+        m = 32
+    return m
+
+
+def trace_shape(model: nn.Module, kind: str, shape: Tuple[int, int]) -> Tuple[int, int]:
+    """An input size to trace a dynamic-H/W export at.
+
+    The exporter records only the branches the example takes: at the model's own grid the
+    position table is not resized and a grid that is a whole number of windows is not
+    padded, and a graph traced there would lack the resize / padding for other sizes. So the
+    example grid is moved (one patch at a time) off the position and rel-pos grids and off
+    whole windows; resizing to the same grid and zero padding are identities, so the graph
+    is exact at every size (checked in tests/test_export.py)."""
+    vit = _vit(model)
+    step = size_multiple(model, kind)
+    ratio = step // vit.patch_size
+    avoid = [set(), set()]
+    for grid in (vit.pos_grid[-2:], vit.grid_size):
+        for i in range(2):
+            avoid[i].add(grid[i])
+    windows = {blk.window_size for blk in vit.blocks if blk.window_size}
+    out = []
+    for i in range(2):
+        g = max(shape[i] // vit.patch_size, ratio)
+        g -= g % ratio
+        while g in avoid[i] or any(g % w == 0 for w in windows) or (i == 1 and g * vit.patch_size == out[0]):
+            g += ratio
+        out.append(g * vit.patch_size)
+    return tuple(out)
+
+
+def example_input(model: nn.Module, kind: str, batch: int, shape: Tuple[int, int],
+                  seed: int = 0) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    if kind == 'clip-text':
+        return clip_tokens(model, batch, seed)
+    return torch.randn(batch, 3, *shape, generator=gen)
+
+
+def clip_tokens(model, batch: int, seed: int = 0) -> torch.Tensor:
+    """Real tokenised prompts of ``batch`` different lengths (end-of-text at varied places)."""
+    words = ['a photo of a', 'red', 'circle', 'dog', 'in the snow', 'small', 'picture']
+    texts = [' '.join(words[:1 + (seed + i) % len(words)]) for i in range(batch)]
+    return model.tokenizer(texts)
+
+
+def input_names(kind: str) -> List[str]:
+    return ['tokens'] if kind == 'clip-text' else ['image']
+
+
+def output_names(kind: str, num_outputs: int) -> List[str]:
+    if kind == 'classifier':
+        return ['logits']
+    if kind == 'clip-image':
+        return ['image_embeds']
+    if kind == 'clip-text':
+        return ['text_embeds']
+    return [f'feat{i}' for i in range(num_outputs)]
+
+
+def metadata(model, kind: str, config: str, shape, dynamic_batch: bool,
+             dynamic_hw: bool) -> Dict[str, str]:
+    """What a runtime needs besides the graph: preprocessing, names, axes."""
+    meta = dict(task=kind, config=osp.basename(config) if isinstance(config, str) else '',
+                dynamic_batch=str(dynamic_batch), dynamic_hw=str(dynamic_hw))
+    if kind == 'clip-text':
+        meta['context_length'] = str(model.text.context_length)
+        meta['tokenizer'] = 'CLIP BPE (projects.eva.clip.tokenizer.EVACLIPTokenizer)'
+        return meta
+    pre = model.data_preprocessor
+    meta['input_shape'] = json.dumps([None if dynamic_batch else 1, 3,
+                                      None if dynamic_hw else shape[0],
+                                      None if dynamic_hw else shape[1]])
+    meta['mean'] = json.dumps([round(float(v), 6) for v in pre.mean.flatten()])
+    meta['std'] = json.dumps([round(float(v), 6) for v in pre.std.flatten()])
+    meta['channel_order'] = 'RGB' if getattr(pre, '_channel_conversion', False) or \
+        getattr(pre, 'bgr_to_rgb', False) or getattr(pre, 'to_rgb', False) else 'as loaded'
+    meta['size_multiple'] = str(size_multiple(model, kind))
+    classes = (getattr(model, 'dataset_meta', None) or {}).get('classes')
+    if classes:
+        meta['classes'] = json.dumps(list(classes))
+    return meta
+
+
+def _export_attention():
+    """Biased attention as the plain materialised mask (``dense``, the reference path) while
+    tracing: the memory-saving ``fold`` path builds one-hot position codes with ``idx % w``
+    on a symbolic ``w``, which onnxscript cannot translate; inference numbers are the same."""
+    try:
+        from .models.attention import attention_method
+    except ImportError:  # an EVAViT without the pluggable attention kernels
+        import contextlib
+        return contextlib.nullcontext()
+    return attention_method('dense')
+
+
+def export(model: nn.Module, out: str, kind: str, shape: Optional[Sequence[int]] = None,
+           dynamic_batch: bool = False, dynamic_hw: Optional[bool] = None,
+           opset: int = 18, config: str = '') -> dict:
+    """Export ``model`` (built by :func:`load_model`) to ``out``; returns the metadata."""
+    from torch.export import Dim
+    if kind not in KINDS:
+        raise ValueError(f'kind must be one of {KINDS}, got {kind!r}')
+    if dynamic_hw is None:  # detectors and segmentors take images of any size
+        dynamic_hw = kind in ('det-backbone', 'seg-backbone')
+    if kind == 'clip-text' and dynamic_hw:
+        raise ValueError('--dynamic-hw is for image inputs; text has a fixed context length')
+    if kind == 'seg-backbone' and type(model.backbone).__name__ == 'EVAAdapter':
+        raise NotImplementedError(
+            'the ViT-Adapter backbone does not export: its multi-scale deformable attention '
+            '(projects/eva/segmentation/ms_deform_attn.py and mmcv\'s '
+            'multi_scale_deformable_attn_pytorch) reads the level sizes from the '
+            '`spatial_shapes` tensor (.item(), split sizes), which torch.export cannot trace '
+            '(GuardOnDataDependentSymNode); see docs/deployment.md')
+    shape = tuple(shape) if shape else default_shape(model, kind)
+    if kind != 'clip-text':
+        mult = size_multiple(model, kind)
+        if shape[0] % mult or shape[1] % mult:
+            raise ValueError(f'--shape {shape[0]} {shape[1]}: sides must be multiples of {mult}')
+    wrapper = WRAPPERS[kind](model).eval()
+    # batch 1 would be specialised by torch.export (0/1 sizes are); trace dynamic batches at 2
+    batch = 2 if dynamic_batch else 1
+    trace = trace_shape(model, kind, shape) if dynamic_hw else shape
+    x = example_input(model, kind, batch, trace)
+    axes = {}
+    if dynamic_batch:
+        axes[0] = Dim('batch', min=1, max=4096)
+    if dynamic_hw:
+        axes[2], axes[3] = Dim.DYNAMIC, Dim.DYNAMIC
+    with torch.no_grad():
+        outs = wrapper(x)
+    num_outputs = len(outs) if isinstance(outs, tuple) else 1
+    names_in, names_out = input_names(kind), output_names(kind, num_outputs)
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    with torch.no_grad(), _export_attention():
+        program = torch.onnx.export(
+            wrapper, (x, ), dynamo=True, opset_version=opset, input_names=names_in,
+            output_names=names_out, dynamic_shapes={names_in[0]: axes} if axes else None,
+            external_data=False, verbose=False)
+    meta = metadata(model, kind, config, shape, dynamic_batch, dynamic_hw)
+    meta['outputs'] = json.dumps(names_out)
+    program.model.metadata_props.update(meta)
+    program.save(out, external_data=False)
+    return meta
+
+
+# ---------------------------------------------------------------------- checking
+def compare(model: nn.Module, onnx_file: str, kind: str, batch: int,
+            shape: Tuple[int, int], seed: int = 1) -> float:
+    """Max |onnxruntime - PyTorch| over all outputs on one random input."""
+    import onnxruntime as ort
+    wrapper = WRAPPERS[kind](model).eval()
+    x = example_input(model, kind, batch, shape, seed)
+    with torch.no_grad():
+        ref = wrapper(x)
+    ref = list(ref) if isinstance(ref, tuple) else [ref]
+    sess = ort.InferenceSession(onnx_file, providers=['CPUExecutionProvider'])
+    got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})
+    if len(got) != len(ref):
+        raise AssertionError(f'{onnx_file}: {len(got)} outputs, PyTorch gives {len(ref)}')
+    worst = 0.
+    for r, g in zip(ref, got):
+        if tuple(r.shape) != g.shape:
+            raise AssertionError(f'{onnx_file}: output shape {g.shape}, PyTorch '
+                                 f'{tuple(r.shape)} (input {tuple(x.shape)})')
+        worst = max(worst, float(np.abs(r.numpy() - g).max()))
+    return worst
+
+
+def verify_shapes(model, kind: str, shape, dynamic_batch: bool, dynamic_hw: bool):
+    """(batch, (H, W)) pairs the export should work at: two batches / sizes when dynamic."""
+    shape = tuple(shape)
+    batches = [1, 3] if dynamic_batch else [1]
+    sizes = [shape]
+    if dynamic_hw:
+        m = size_multiple(model, kind)
+        sizes.append((shape[0] + 2 * m, shape[1] + m))
+    return [(b, s) for b in batches for s in sizes]
