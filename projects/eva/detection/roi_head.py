@@ -118,6 +118,18 @@ class EVACascadeRoIHead(CascadeRoIHead):
                 list(scores.split(num_proposals_per_img)),
                 bbox_pred.split(num_proposals_per_img))
 
+    def predict(self, x, rpn_results_list, batch_data_samples, rescale: bool = False):
+        """mmdet's predict; boxes and scores leave in fp32. Under bf16 autocast (CPU,
+        ``tools/test.py --amp``) they were bf16 tensors, which numpy (the COCO metric) cannot
+        take: ``Got unsupported ScalarType BFloat16``."""
+        results_list = super().predict(x, rpn_results_list, batch_data_samples, rescale)
+        for res in results_list:
+            for key in ('bboxes', 'scores'):
+                value = res.get(key)
+                if isinstance(value, Tensor) and value.dtype in (torch.float16, torch.bfloat16):
+                    setattr(res, key, value.float())
+        return results_list
+
     # ------------------------------------------------------------------ masks
     def _mask_forward(self, stage: int, x: Tuple[Tensor], rois: Tensor) -> dict:
         """mmdet's, on dense NCHW maps (mmcv's roi_align ignores strides)."""
