@@ -40,3 +40,7 @@ def _isolate_default_scope():
     yield
     DefaultScope._instance_dict.clear()
     DefaultScope._instance_dict.update(saved)
+
+
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'slow: trains with a Runner (seconds to minutes on CPU)')

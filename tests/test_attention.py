@@ -62,7 +62,7 @@ def test_kernels_equal_dense_forward_and_grads(rel, tab, methods, dtype, tol):
     inputs = _inputs(2, 3, *size, 8, dtype)
     ref, gref = _run('dense', *inputs, size, rel, tab)
     for method in methods:
-        kw = dict(chunk_bytes=2 * 3 * 35 * 8 * 3) if method == 'chunk' else {}
+        kw = dict(chunk_bytes=1, min_rows=3) if method == 'chunk' else {}
         out, grads = _run(method, *inputs, size, rel, tab, **kw)
         torch.testing.assert_close(out, ref, atol=tol, rtol=tol)
         for g, gr in zip(grads, gref):
@@ -78,7 +78,7 @@ def test_chunk_never_builds_an_n_by_n_tensor():
     inputs = _inputs(b, heads, *size, 8, torch.float32)
     budget = 8 * b * heads * n * 4  # 8 query rows per block
     with Recorder() as rec:
-        _run('chunk', *inputs, size, True, True, chunk_bytes=budget)
+        _run('chunk', *inputs, size, True, True, chunk_bytes=budget, min_rows=1)
     # largest: the (B, heads, N, h) rel-pos factor, 12 x B x heads x N; a block is 8 rows
     assert rec.largest <= 12 * b * heads * n
     with Recorder() as rec:
@@ -199,3 +199,26 @@ def test_cuda_fold_dispatches_fused_sdpa(backend):
     with sdpa_kernel([getattr(SDPBackend, backend)]):
         out, grads = _run('auto', *inputs, size)
     torch.testing.assert_close(out, ref, atol=2e-2, rtol=2e-2)
+
+
+def test_benchmark_tool_runs_tiny(capsys):
+    """tools/analysis_tools/benchmark_attention.py at toy size (timing only; the memory
+    cells spawn one process each): every method runs and matches the dense path."""
+    import importlib.util
+    import os.path as osp
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location(
+        '_bench_attn', osp.join(root, 'tools/analysis_tools/benchmark_attention.py'))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    for case in ('global', 'table'):
+        rows = mod.main(['--case', case, '--grid', '6', '--heads', '2', '--rounds', '1',
+                         '--no-memory', '--dtypes', 'fp32', '--modes', 'fwd+bwd',
+                         '--threads', '1'])
+        methods = {r['method'] for r in rows}
+        assert methods == ({'dense', 'chunk', 'fold'} if case == 'global' else {'dense', 'chunk'})
+        for r in rows:
+            assert r['time'] > 0
+            if r['method'] != 'dense':
+                assert r['diff'][0] < 1e-5 and r['diff'][1] < 1e-5
+    assert '| attn | fp32 | fwd+bwd | chunk |' in capsys.readouterr().out

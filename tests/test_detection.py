@@ -259,7 +259,6 @@ def _tiny_detector_cfg(num_classes=3, **roi):
     cfg.model.backbone.img_size = cfg.model.backbone.pos_embed_size = 64
     cfg.model.backbone.window_size = 2
     cfg.model.neck.in_channels = 48
-    cfg.model.neck.norm_cfg = dict(type='LN2d', eps=1e-6)  # the real pyramid (demo drops it)
     cfg.model.roi_head.update(roi)
     cfg.model.data_preprocessor.batch_augments[0].size = (64, 64)
     cfg.model.data_preprocessor.test_pad_size = (64, 64)
@@ -348,10 +347,14 @@ def test_tta_merges_boxes_and_masks():
 
 @pytest.mark.slow
 def test_demo_detector_learns_to_detect_and_classify(tmp_path, one_thread):
-    """The demo detector, trained from scratch for 100 iterations on generated shapes, must
-    find and name the held-out shapes. Guards the failure where the box classifiers stayed at
-    the background prior while the losses still fell (the pyramid's LayerNorm from random
-    init: bbox mAP 0.007 at this budget; 0.39 without it, measured)."""
+    """The demo detector, trained from scratch for 200 iterations on generated shapes, must
+    find and name the held-out shapes, with the real pyramid (LN2d). Guards the failure where
+    the box classifiers stayed at the background prior while the losses still fell: LN2d's
+    channels-last output, read as NCHW by mmcv's roi_align (bbox mAP 0.007 after 100
+    iterations). With the fix the real pyramid learns more slowly at first than the old
+    LayerNorm-free one: 0.064 bbox mAP after 100 iterations (measured here), 0.717 / 0.784
+    bbox / segm after 200 (issue 13's measurement, 64 held-out images), 0.878 / 0.870 after
+    the demo's 450."""
     from projects.eva.demo.synthetic_detection import make_coco_instances
     from projects.eva.demo.utils import build_runner, read_scalars
     from projects.eva.demo.detection import DATA, _options
@@ -360,11 +363,11 @@ def test_demo_detector_learns_to_detect_and_classify(tmp_path, one_thread):
     make_coco_instances(root, 'train', num=400, seed=0, **shapes)
     make_coco_instances(root, 'val', num=32, seed=1, **shapes)
     options = _options(root, 'det_learning_test')
-    options.update({'train_cfg.max_iters': 100, 'train_cfg.val_interval': 100,
+    options.update({'train_cfg.max_iters': 200, 'train_cfg.val_interval': 200,
                     'default_hooks.checkpoint.interval': 1000})
     build_runner(DEMO_CFG, str(tmp_path / 'work'), options).train()  # evaluates at the end
     metrics = [r for r in read_scalars(str(tmp_path / 'work')) if 'coco/bbox_mAP' in r][-1]
-    assert metrics['coco/bbox_mAP'] > 0.2 and metrics['coco/segm_mAP'] > 0.2, metrics
+    assert metrics['coco/bbox_mAP'] > 0.3 and metrics['coco/segm_mAP'] > 0.3, metrics
 
 
 @pytest.mark.slow
@@ -475,6 +478,46 @@ def test_detectron2_checkpoint_round_trip(tmp_path):
     bad = dict(d2, pixel_mean=torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1))
     torch.save(dict(model=bad), path)
     with pytest.raises(ValueError, match='pixel_mean'):
+        convert_checkpoint(path)
+
+
+def test_lvis_release_fed_loss_weights(tmp_path):
+    """``eva_lvis.pth`` saves ``roi_heads.box_predictor.{0,1,2}.fed_loss_cls_weights``
+    (detectron2's federated loss registers them as buffers): they are dropped with a logged
+    reason, our FederatedSigmoidCELoss keeps the weights it computes from class_freq, and
+    ``fed_loss_class_freq`` checks that the two agree."""
+    import json
+    from projects.eva.converters import convert_checkpoint
+    cfg = _tiny_detector_cfg()
+    counts = [40, 9, 1]  # image_count of LVIS-style categories, ids 1..3
+    for head in cfg.model.roi_head.bbox_head:  # the LVIS heads' loss
+        head.loss_cls = dict(type='FederatedSigmoidCELoss', num_classes=3, class_freq=counts,
+                             num_fed_classes=2)
+    model = _build(cfg)
+    d2 = {key: v.clone() for k, v in model.state_dict().items()
+          if (key := _to_detectron2_key(k)) is not None}
+    weights = torch.tensor(counts, dtype=torch.float32) ** 0.5
+    for s in range(3):
+        d2[f'roi_heads.box_predictor.{s}.fed_loss_cls_weights'] = weights.clone()
+    assert d2['roi_heads.box_predictor.0.cls_score.weight'].shape[0] == 4  # K + 1 logits
+    path = str(tmp_path / 'eva_lvis.pth')
+    torch.save(dict(model=d2, iteration=75000), path)
+    out = convert_checkpoint(path)
+    assert sorted(out['meta']['dropped']) == [
+        f'roi_heads.box_predictor.{s}.fed_loss_cls_weights' for s in range(3)]
+    assert 'class_freq' in out['meta']['dropped']['roi_heads.box_predictor.0.fed_loss_cls_weights']
+    fresh = _build(cfg)
+    fresh.load_state_dict(out['state_dict'], strict=True)
+    torch.testing.assert_close(fresh.roi_head.bbox_head[2].loss_cls.fed_weight, weights)
+    info = tmp_path / 'lvis_v1_train_cat_info.json'
+    info.write_text(json.dumps([{'id': i + 1, 'image_count': c} for i, c in enumerate(counts)]))
+    convert_checkpoint(path, fed_loss_class_freq=str(info))  # agree
+    info.write_text(json.dumps([{'id': i + 1, 'image_count': c} for i, c in enumerate([40, 9, 4])]))
+    with pytest.raises(ValueError, match=r'disagree \(max \|diff\| 1'):
+        convert_checkpoint(path, fed_loss_class_freq=str(info))
+    bad = dict(d2, **{'roi_heads.box_predictor.1.fed_loss_cls_weights': weights * 2})
+    torch.save(dict(model=bad), path)
+    with pytest.raises(ValueError, match=r'box_predictor\.1\.fed_loss_cls_weights differs'):
         convert_checkpoint(path)
 
 

@@ -261,10 +261,13 @@ def test_converter_refuses_junk(tmp_path):
     sd = {'backbone.interactions.0.injector.gamma': torch.zeros(4),
           'decode_head.query_embed.weight': torch.zeros(2, 4), 'auxiliary_head.x': torch.zeros(1)}
     torch.save({'state_dict': sd}, str(tmp_path / 'c.pth'))
-    with pytest.raises(KeyError, match='auxiliary_head.x'):
-        convert_checkpoint(str(tmp_path / 'c.pth'))
+    with pytest.raises(ValueError, match='eva01-seg-adapter-mask2former: no backbone.patch_embed'):
+        convert_checkpoint(str(tmp_path / 'c.pth'))  # no EVA-01 ViT inside: not this format
+    fmt = 'eva01-seg-adapter-mask2former'
+    with pytest.raises(KeyError, match='auxiliary_head.x'):  # forced: still every key mapped
+        convert_checkpoint(str(tmp_path / 'c.pth'), format=fmt)
     with pytest.raises(ValueError, match='patch 16'):
-        convert_checkpoint(str(tmp_path / 'c.pth'), patch_size=14)
+        convert_checkpoint(str(tmp_path / 'c.pth'), patch_size=14, format=fmt)
 
 
 # ---------------------------------------------------------------- segmentor, configs, training

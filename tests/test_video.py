@@ -244,8 +244,8 @@ def test_convert_official_video_checkpoint_round_trip(tiny_arch, tmp_path):
     assert mapped['cls_head.fc_cls.weight'].shape[0] == 3
     bad = dict(sd, **{'blocks.0.attn.relative_position_bias_table': torch.zeros(3)})
     torch.save(bad, tmp_path / 'bad.pth')
-    with pytest.raises(KeyError, match='no mapping'):
-        convert_checkpoint(str(tmp_path / 'bad.pth'))
+    with pytest.raises(ValueError, match='relative_position_bias_table is not part of an EVA-01'):
+        convert_checkpoint(str(tmp_path / 'bad.pth'))  # not an EVA-01 video ViT: refused
 
 
 def test_image_checkpoint_initialises_video_model(tiny_arch, tmp_path):

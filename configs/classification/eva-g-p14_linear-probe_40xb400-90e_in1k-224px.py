@@ -3,7 +3,8 @@
 # (std 0.01); the whole backbone is frozen. LARS (momentum 0.9, trust 1e-3), lr 1.0, wd 0,
 # batch 16000 (40 GPUs x 400), 90 epochs (10 warmup), TF-style RandomResizedCrop + flip only.
 # Paper: 86.462 (224), 86.498 (336, lr 0.6).
-# Init: tools/model_converters/eva_to_mm.py eva_clip_psz14_vision_enc.pt checkpoints/eva/eva_clip_vision_enc_mm.pth
+# Init: tools/model_converters/eva_to_mm.py eva_clip_psz14_vision_enc.pt checkpoints/eva/eva_clip_vision_enc_mm.pth --format eva-clip-vision
+# (the released probe itself: eva_to_mm.py eva_clip_vis_enc_sz224_lincls_86p5.pth X.pth -> load_from / tools/test.py)
 _base_ = './_base_/eva_cls_runtime.py'
 
 img_size = 224

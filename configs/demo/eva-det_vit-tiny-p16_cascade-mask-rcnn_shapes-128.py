@@ -6,13 +6,10 @@
 # Trained from scratch (no weights can be downloaded) on generated shapes with masks
 # (projects/eva/demo/synthetic_detection.py; tools/demo.py writes them). Sized for a
 # 2-core CPU: thin heads (32 ch), few proposals and RoIs, one evaluation at the end.
-# One departure: the pyramid has no LayerNorm (detectron2's norm=""). From random init, what
-# tells a shape from the background here is mostly the *norm* of each token's feature
-# (saturated colours vs dull backgrounds), and a per-pixel LayerNorm removes exactly that: a
-# linear probe of box features (ground-truth vs random boxes) drops from 89% to 59% across
-# the first lateral conv's LayerNorm, and with it the box classifiers never left the
-# background prior (bbox mAP 0.05 after 450 iterations; 0.89 without the LayerNorm).
-# Pretrained EVA features do not have this problem; the real configs keep the LayerNorm.
+# The pyramid is the real one, with LN2d after every conv. (An earlier version dropped it
+# because the box classifiers never left the background prior; the cause was not
+# LayerNorm but LN2d returning a channels-last view that mmcv's roi_align read as NCHW:
+# docs/mmcv_ops_audit.md.)
 _base_ = ['../detection/_base_/eva-g_cascade-mask-rcnn_lsj-1280.py']
 
 data_root = 'data/demo/detection/'
@@ -31,9 +28,7 @@ model = dict(
         img_size=image_size, pos_embed_size=image_size, window_size=4,
         global_block_indices=(1, 3), drop_path_rate=0.05, with_cp=False,
         freeze_patch_embed=False, init_cfg=None),
-    # The one departure from the real model, for training from scratch (see the header):
-    # no LayerNorm in the pyramid.
-    neck=dict(in_channels=96, out_channels=ch, norm_cfg=None),
+    neck=dict(in_channels=96, out_channels=ch),
     rpn_head=dict(in_channels=ch, feat_channels=ch,
                   anchor_generator=dict(scales=[4])),
     roi_head=dict(
@@ -78,18 +73,19 @@ test_pipeline = [
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
 metainfo = dict(classes=('circle', 'square', 'triangle'))
+# CheckedCocoDataset: mmdet's CocoDataset that reports bad annotations, as the real configs
 train_dataloader = dict(
     # per-iteration cost on CPU is mostly fixed overhead: big batches are cheap
     # tiny PNGs load in ~2 ms: no worker process to compete with training for the 2 cores
     batch_size=8, num_workers=0, persistent_workers=False,
     sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(type='CocoDataset', data_root=data_root, metainfo=metainfo,
+    dataset=dict(type='CheckedCocoDataset', data_root=data_root, metainfo=metainfo,
                  ann_file='annotations/instances_train.json', data_prefix=dict(img='train/'),
                  filter_cfg=dict(filter_empty_gt=True), pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=8, num_workers=0, persistent_workers=False, drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='CocoDataset', data_root=data_root, metainfo=metainfo,
+    dataset=dict(type='CheckedCocoDataset', data_root=data_root, metainfo=metainfo,
                  ann_file='annotations/instances_val.json', data_prefix=dict(img='val/'),
                  test_mode=True, pipeline=test_pipeline))
 test_dataloader = val_dataloader

@@ -4,6 +4,8 @@ Weight files are read with ``torch.load(weights_only=True)``: loading a checkpoi
 code from it. Only the runner's own resume checkpoints need more (see :mod:`.compat`).
 Checkpoints are written atomically (:func:`atomic_local_writes`).
 """
+import argparse
+import collections
 import os
 from typing import Mapping
 
@@ -11,15 +13,62 @@ import torch
 
 CONTAINER_KEYS = ('model', 'module', 'state_dict')
 
+# What the official training scripts put next to the weights, and nothing more: BEiT / MAE
+# style ``save_model`` (EVA-01 MIM, classification, linear probe) stores ``'args'`` as an
+# ``argparse.Namespace``; the video trainer (Swin-style ``save_checkpoint``) stores
+# ``'config'`` as a yacs ``CfgNode``, a dict subclass that is read here as a plain
+# ``OrderedDict`` (yacs is never imported, no code of it runs).
+OFFICIAL_CONTAINER_GLOBALS = [argparse.Namespace,
+                              (collections.OrderedDict, 'yacs.config.CfgNode')]
+ZIP_MAGIC, PICKLE_PROTO = b'PK\x03\x04', 0x80
+
+
+def _check_file(path: str) -> None:
+    """A clear error for what is not a checkpoint at all (before ``torch.load`` raises a
+    bare ``EOFError`` / ``UnpicklingError``)."""
+    if not os.path.isfile(path):
+        if os.path.isdir(path):
+            raise IsADirectoryError(f'{path} is a folder, not a checkpoint file')
+        raise FileNotFoundError(f'checkpoint not found: {path}')
+    with open(path, 'rb') as f:
+        head = f.read(4)
+    if not head:
+        raise ValueError(f'{path}: empty file (0 bytes), not a checkpoint')
+    if head != ZIP_MAGIC and head[0] != PICKLE_PROTO:
+        raise ValueError(f'{path}: not a PyTorch checkpoint (starts with {head!r}; '
+                         'torch.save writes a zip archive or a pickle)')
+
 
 def load_weights(path: str) -> dict:
-    """``torch.load`` a weights file safely, with errors that name the file."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'checkpoint not found: {path}')
+    """``torch.load`` a weights file safely (``weights_only=True`` plus
+    :data:`OFFICIAL_CONTAINER_GLOBALS`), with errors that name the file and, for a refused
+    pickle, the types it holds and how to convert it."""
+    _check_file(path)
     try:
-        return torch.load(path, map_location='cpu', weights_only=True)
+        with torch.serialization.safe_globals(OFFICIAL_CONTAINER_GLOBALS):
+            return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:  # corrupt file, pickle with code, TorchScript...
+        refused = _refused_globals(path)
+        if refused:
+            raise RuntimeError(
+                f'cannot load weights from {path}: it pickles {refused}, which loading with '
+                'weights_only=True refuses (unpickling them could run code; allowed besides '
+                'tensors and plain containers: argparse.Namespace, yacs CfgNode). If you '
+                'trust the file, keep only its tensors once: python -c "import torch; '
+                f"c = torch.load('{path}', weights_only=False); "
+                "torch.save({'model': c.get('model', c)}, 'weights.pth')\"") from e
         raise RuntimeError(f'cannot load weights from {path}: {type(e).__name__}: {e}') from e
+
+
+def _refused_globals(path: str) -> list:
+    try:
+        found = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # not a zip checkpoint: nothing to name
+        return []
+    allowed = {'argparse.Namespace', 'yacs.config.CfgNode'}
+    safe = {f'{g.__module__}.{g.__qualname__}' for g in torch.serialization.get_safe_globals()
+            if not isinstance(g, tuple) and hasattr(g, '__qualname__')}
+    return sorted(g for g in found if g not in allowed | safe)
 
 
 def unwrap_state_dict(ckpt: Mapping) -> dict:

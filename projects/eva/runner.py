@@ -88,8 +88,9 @@ def build_runner(config: str, work_dir: Optional[str] = None, resume: Optional[s
         from .tensorboard import enable_tensorboard
         enable_tensorboard(cfg)
     if mode == 'train':
-        if resume == 'auto':
-            cfg.resume, cfg.load_from = True, None
+        if resume == 'auto':  # newest readable checkpoint, past a truncated one
+            from .engine.safety import resume_from
+            cfg.resume, cfg.load_from = True, resume_from(cfg.work_dir)
         elif resume is not None:
             cfg.resume, cfg.load_from = True, resume
         if no_validate:
@@ -102,11 +103,6 @@ def build_runner(config: str, work_dir: Optional[str] = None, resume: Optional[s
                 for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
                     if cfg.get(loader):
                         cfg[loader][key] = False
-        from . import engine  # noqa: F401  (registers TorchRNGStateHook)
-        hooks = list(cfg.get('custom_hooks') or [])
-        if not any(h.get('type') == 'TorchRNGStateHook' for h in hooks):
-            # resumed runs draw the same drop-path / sampler numbers as uninterrupted ones
-            cfg.custom_hooks = hooks + [dict(type='TorchRNGStateHook')]
     else:
         cfg.load_from = checkpoint
         if tta:
@@ -124,6 +120,11 @@ def build_runner(config: str, work_dir: Optional[str] = None, resume: Optional[s
             evaluator = list(evaluator) if isinstance(evaluator, (list, tuple)) else [evaluator]
             evaluator.append(dict(type='mmengine.DumpResults', out_file_path=out))
             cfg.test_evaluator = evaluator
+        if amp:  # mmengine's TestLoop runs under autocast
+            cfg.test_cfg = dict(cfg.get('test_cfg') or {}, fp16=True)
+    # FiniteLossHook, TorchRNGStateHook, AtomicCheckpointHook, CheckpointFitHook, hook args
+    from .engine.safety import add_safety
+    add_safety(cfg, mode, config)
     if 'runner_type' in cfg:
         from mmengine.registry import RUNNERS
         return RUNNERS.build(cfg)

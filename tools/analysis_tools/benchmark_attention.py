@@ -47,6 +47,8 @@ def parse_args(argv=None):
     p.add_argument('--threads', type=int, default=1)
     p.add_argument('--max-dense-gib', type=float, default=8.0,
                    help='skip dense cases that would need more than this (GiB)')
+    p.add_argument('--glibc-default', action='store_true',
+                   help='measure with glibc\'s default malloc settings (see below)')
     p.add_argument('--no-memory', action='store_true', help='timing only')
     p.add_argument('--no-time', action='store_true', help='memory only')
     p.add_argument('--worker', help=argparse.SUPPRESS)
@@ -141,10 +143,18 @@ def _worker(spec):
     print(json.dumps(dict(extra=extra)))
 
 
-def measure_memory(argv, level, method, dtype, mode) -> int:
+def measure_memory(argv, level, method, dtype, mode, glibc_default=False) -> int:
+    """Peak RSS a step adds, in a fresh process. By default blocks above 64 KiB are mmapped
+    (``MALLOC_MMAP_THRESHOLD_``), so freed memory leaves the RSS at once: with glibc's
+    dynamic threshold, the chunk kernel's many 4-20 MB blocks stay in the heap after being
+    freed, and the RSS then counts them (1598 vs 143 MiB measured, docs/performance.md)."""
+    import os
     spec = dict(argv=argv, level=level, method=method, dtype=dtype, mode=mode)
+    env = dict(os.environ)
+    if not glibc_default:
+        env.setdefault('MALLOC_MMAP_THRESHOLD_', '65536')
     out = subprocess.run([sys.executable, osp.abspath(__file__), '--worker', json.dumps(spec)],
-                         capture_output=True, text=True, check=True)
+                         capture_output=True, text=True, check=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])['extra']
 
 
@@ -190,7 +200,7 @@ def main(argv=None):
                 mem = {}
                 if not args.no_memory:
                     for m in run:
-                        mem[m] = measure_memory(argv, level, m, dtype, mode)
+                        mem[m] = measure_memory(argv, level, m, dtype, mode, args.glibc_default)
                         print(f'{level} {dtype} {mode} {m}: {mem[m] / 2**20:.0f} MiB',
                               file=sys.stderr, flush=True)
                 times, diffs = {}, {}

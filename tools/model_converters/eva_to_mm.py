@@ -1,10 +1,12 @@
 """Convert a released EVA-01 (or timm / mmpretrain) checkpoint for this project's models.
 
-    python tools/model_converters/eva_to_mm.py SRC DST [--patch-size 16]
+    python tools/model_converters/eva_to_mm.py SRC DST [--patch-size 16] [--format NAME]
 
-The format is detected from the keys (see ``projects/eva/converters``); the result holds fp32
-weights under ``state_dict`` with backbone keys prefixed ``backbone.``, ready for
-``load_from=DST`` or ``init_cfg=dict(type='Pretrained', checkpoint=DST, prefix='backbone.')``.
+The format is detected from the keys and shapes (see ``projects/eva/converters``); a
+checkpoint that fits several formats, or none, is an error that lists the known names, and
+``--format NAME`` chooses one. The result holds fp32 weights under ``state_dict`` with
+backbone keys prefixed ``backbone.``, ready for ``load_from=DST`` or
+``init_cfg=dict(type='Pretrained', checkpoint=DST, prefix='backbone.')``.
 ``--patch-size 16`` applies EVA-01's 14 -> 16 patch conversion (bicubic kernel resize, no
 rescale; pos-embed 16x16 -> 14x14), used for detection and segmentation.
 """
@@ -12,12 +14,41 @@ import argparse
 import os
 import os.path as osp
 import sys
+import tempfile
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
 
-from projects.eva.converters import convert_checkpoint  # noqa: E402
+from projects.eva.converters import convert_checkpoint, format_names  # noqa: E402
+
+
+def check_paths(src: str, dst: str) -> None:
+    """Refuse a destination that would destroy the source or cannot be a file."""
+    if osp.isdir(dst):
+        raise SystemExit(f'error: output {dst} is an existing folder; give a file name, e.g. '
+                         f'{osp.join(dst, osp.splitext(osp.basename(src))[0] + "_mm.pth")}')
+    same = osp.realpath(src) == osp.realpath(dst) or (
+        osp.exists(dst) and osp.exists(src) and osp.samefile(src, dst))
+    if same:
+        raise SystemExit(f'error: output {dst} is the input checkpoint; writing it would '
+                         'replace the original by the converted weights')
+
+
+def save_atomic(obj, dst: str) -> None:
+    """Write through a temporary file in the destination folder, removed on any failure:
+    never a truncated ``dst``, never a stray ``.tmp``."""
+    folder = osp.dirname(osp.abspath(dst))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=osp.basename(dst) + '.', suffix='.tmp', dir=folder)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 def main(argv=None):
@@ -27,13 +58,29 @@ def main(argv=None):
     parser.add_argument('dst', help='output file (.pth)')
     parser.add_argument('--patch-size', type=int, default=None, choices=[14, 16],
                         help='resample the patch embedding to this patch size')
+    parser.add_argument('--format', default=None, metavar='NAME',
+                        help='skip detection and convert as this format (every tensor must '
+                             'still map); an unknown name lists the known ones')
+    parser.add_argument('--fed-loss-class-freq', default=None, metavar='JSON',
+                        help='LVIS detector: check the checkpoint\'s fed_loss_cls_weights '
+                             'against image_count ** 0.5 from this cat-info / LVIS train json')
     args = parser.parse_args(argv)
-    out = convert_checkpoint(args.src, patch_size=args.patch_size)
-    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
-    tmp = args.dst + '.tmp'
-    torch.save(out, tmp)
-    os.replace(tmp, args.dst)  # never leave a truncated file behind
+    if args.format is not None and args.format not in format_names():
+        parser.error(f'unknown --format {args.format!r}; known formats: {format_names()}')
+    check_paths(args.src, args.dst)
+    options = {}
+    if args.fed_loss_class_freq:
+        options['fed_loss_class_freq'] = args.fed_loss_class_freq
+    try:
+        out = convert_checkpoint(args.src, patch_size=args.patch_size, format=args.format,
+                                 **options)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
+        msg = str(e.args[0] if isinstance(e, KeyError) and e.args else e)
+        raise SystemExit(f'error: {msg if args.src in msg else args.src + ": " + msg}') from e
+    save_atomic(out, args.dst)
     sd = out['state_dict']
+    for key, reason in out['meta'].get('dropped', {}).items():
+        print(f'dropped {key}: {reason}')
     print(f'{args.src}: {out["meta"]["source_format"]} -> {args.dst} '
           f'({len(sd)} tensors, {sum(v.numel() for v in sd.values()):,} values)')
 

@@ -17,7 +17,7 @@ from typing import Dict
 import torch
 
 from . import register_format
-from .backbone import EVA_BLOCK_KEY, EVA_EMBED_KEYS, change_patch_size
+from .backbone import EVA_BLOCK_KEY, EVA_EMBED_KEYS, change_patch_size, eva01_vit_problem
 
 TEXT_KEY = re.compile(
     r'^(token_embedding\.weight|positional_embedding|text_projection|ln_final\.(weight|bias)|'
@@ -30,10 +30,15 @@ DROPPED = {'text.attn_mask': 'causal mask buffer, rebuilt by the attention at ru
 
 
 def _is_eva_clip(sd: Dict[str, torch.Tensor]) -> bool:
-    return 'text.token_embedding.weight' in sd and 'visual.blocks.0.attn.q_bias' in sd
+    """EVA-01 CLIP: an EVA-01 ViT under ``visual.`` and a CLIP text tower under ``text.``
+    (EVA-02-CLIP's visual tower has RoPE / SwiGLU blocks and does not match)."""
+    return 'text.token_embedding.weight' in sd and \
+        eva01_vit_problem(sd, 'visual.') is None
 
 
-@register_format('eva-clip (eva_clip_psz14.pt, EVA01_CLIP_g_14_psz14_s11B.pt)', _is_eva_clip)
+@register_format('eva-clip', _is_eva_clip, 'eva_clip_psz14.pt, EVA01_CLIP_g_14_psz14_s11B.pt',
+                 lambda sd: eva01_vit_problem(sd, 'visual.')
+                 if 'text.token_embedding.weight' in sd else None)
 def convert_eva_clip(sd, patch_size=None, **_):
     out, left = {}, []
     for key, value in sd.items():

@@ -7,14 +7,24 @@
 ``roi_heads.mask_head.*``. mmdet's cascade has one mask head per stage: the single head is
 copied into each (test-time averaging of identical heads gives the single head's masks).
 ``pixel_mean`` / ``pixel_std`` are checked against the config's ImageNet values and dropped.
-Every other tensor must be mapped: a key no rule covers is an error.
+The LVIS model (federated loss on) also saves ``roi_heads.box_predictor.{0,1,2}.
+fed_loss_cls_weights``: see :func:`drop_fed_loss_weights`. Every other tensor must be
+mapped: a key no rule covers is an error.
 """
+import logging
 import re
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 
 from . import register_format
+from .backbone import eva01_vit_problem
+
+logger = logging.getLogger(__name__)
+FED_KEY = re.compile(r'^roi_heads\.box_predictor\.(\d)\.fed_loss_cls_weights$')
+FED_REASON = ('federated-loss class weights (image_count ** 0.5, used only to sample the '
+              'classes of the training loss): FederatedSigmoidCELoss computes its own from '
+              'the config\'s class_freq, and that one wins when training')
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
@@ -31,8 +41,48 @@ _PYRAMID = {
 
 
 def _is_detectron2_vitdet(sd: Dict[str, torch.Tensor]) -> bool:
-    return any(k.startswith('backbone.net.blocks.') for k in sd) and \
-        any(k.startswith('roi_heads.') for k in sd)
+    """detectron2 ViTDet whose ``backbone.net`` is an EVA-01 ViT (with ViTDet's rel-pos)."""
+    return any(k.startswith('roi_heads.') for k in sd) and \
+        eva01_vit_problem(sd, 'backbone.net.', extra_block_items=VITDET_BLOCK_ITEMS) is None
+
+
+VITDET_BLOCK_ITEMS = ('attn.rel_pos_h', 'attn.rel_pos_w')
+
+
+def drop_fed_loss_weights(sd: Dict[str, torch.Tensor], dropped: Dict[str, str],
+                          class_freq=None, freq_weight_power: float = 0.5) -> None:
+    """Check and drop the LVIS release's ``fed_loss_cls_weights`` buffers.
+
+    They only steer which classes the federated training loss samples; at test time nothing
+    reads them. Our ``FederatedSigmoidCELoss`` builds the same weights (``image_count **
+    0.5``, classes sorted by id) from the config's ``class_freq`` file, and those win: the
+    buffers are not loaded. With ``class_freq`` (the cat-info json or LVIS train json the
+    config uses) they are compared to ours, and a disagreement is an error -- fine-tuning
+    would sample classes differently from the official run.
+    """
+    weights = {int(FED_KEY.match(k)[1]): v for k, v in sd.items() if FED_KEY.match(k)}
+    if not weights:
+        return
+    first = weights[min(weights)].float()
+    for stage, w in weights.items():
+        key = f'roi_heads.box_predictor.{stage}.fed_loss_cls_weights'
+        cls_rows = sd.get(f'roi_heads.box_predictor.{stage}.cls_score.weight')
+        if w.ndim != 1 or (cls_rows is not None and cls_rows.shape[0] != w.numel() + 1):
+            raise ValueError(f'{key}: shape {tuple(w.shape)} does not fit a classifier of '
+                             f'{None if cls_rows is None else cls_rows.shape[0]} logits (K + 1)')
+        if not torch.equal(w.float(), first):
+            raise ValueError(f'{key} differs from stage {min(weights)}\'s weights')
+        dropped[key] = FED_REASON
+        logger.warning('dropped %s: %s', key, FED_REASON)
+    if class_freq is not None:
+        from ..detection.losses import load_class_image_counts
+        ours = load_class_image_counts(class_freq).float() ** freq_weight_power
+        if ours.shape != first.shape or not torch.allclose(ours, first, rtol=1e-4):
+            diff = 'shape' if ours.shape != first.shape else \
+                f'max |diff| {(ours - first).abs().max().item():.4g}'
+            raise ValueError(f'fed_loss_cls_weights of the checkpoint and image_count ** '
+                             f'{freq_weight_power} from {class_freq} disagree ({diff}): the '
+                             'config\'s class_freq would win when training; check the file')
 
 
 def _conv_with_norm(dst: str, rest: str) -> str:
@@ -86,14 +136,27 @@ def _map_key(k: str, num_box_convs: int):
     return None
 
 
-@register_format('eva01-det detectron2 cascade (eva_o365/coco_det/coco_seg/lvis.pth)',
-                 _is_detectron2_vitdet)
-def convert_eva01_detectron2(sd: Dict[str, torch.Tensor], patch_size=None, **_) -> dict:
-    """-> ``CascadeRCNN`` with ``EVAViT`` / ``SimpleFeaturePyramid`` / ``EVACascadeRoIHead``."""
+@register_format('eva01-det', _is_detectron2_vitdet,
+                 'detectron2 cascade: eva_o365.pth, eva_coco_det.pth, eva_coco_seg.pth, '
+                 'eva_lvis.pth',
+                 lambda sd: eva01_vit_problem(sd, 'backbone.net.',
+                                              extra_block_items=VITDET_BLOCK_ITEMS)
+                 if any(k.startswith('roi_heads.') for k in sd) else None)
+def convert_eva01_detectron2(sd: Dict[str, torch.Tensor], patch_size=None,
+                             dropped: Optional[Dict[str, str]] = None,
+                             fed_loss_class_freq=None, **_) -> dict:
+    """-> ``CascadeRCNN`` with ``EVAViT`` / ``SimpleFeaturePyramid`` / ``EVACascadeRoIHead``.
+
+    ``fed_loss_class_freq``: check the LVIS release's federated weights against this file.
+    """
     if patch_size not in (None, 16):
         raise ValueError('detection checkpoints are patch 16; do not pass another patch size')
+    dropped = {} if dropped is None else dropped
+    drop_fed_loss_weights(sd, dropped, fed_loss_class_freq)
     out, left = {}, []
     for k, v in sd.items():
+        if k in dropped:
+            continue
         if k in ('pixel_mean', 'pixel_std'):
             expected = IMAGENET_MEAN if k == 'pixel_mean' else IMAGENET_STD
             if not torch.allclose(v.flatten().float(), torch.tensor(expected), atol=1e-2):

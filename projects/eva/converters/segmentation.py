@@ -24,6 +24,7 @@ from typing import Dict
 import torch
 
 from . import register_format
+from .backbone import eva01_vit_problem
 
 VIT_KEYS = ('cls_token', 'pos_embed', 'patch_embed.', 'blocks.')
 ADAPTER_KEYS = ('level_embed', 'spm.', 'interactions.', 'up.', 'norm1.', 'norm2.', 'norm3.',
@@ -31,9 +32,21 @@ ADAPTER_KEYS = ('level_embed', 'spm.', 'interactions.', 'up.', 'norm1.', 'norm2.
 INDEX_KEY = re.compile(r'backbone\.blocks\.\d+\.attn\.relative_position_index')
 
 
+SEG_BLOCK_ITEMS = ('attn.relative_position_bias_table', 'attn.relative_position_index',
+                   'gamma_1', 'gamma_2')  # the relpos_layerscale_9dec release
+
+
+def _vit_problem(sd):
+    vit = {k: v for k, v in sd.items() if k.startswith('backbone.') and
+           k[len('backbone.'):].startswith(VIT_KEYS)}
+    return eva01_vit_problem(vit, 'backbone.', extra_block_items=SEG_BLOCK_ITEMS)
+
+
 def _is_eva_seg(sd: Dict[str, torch.Tensor]) -> bool:
+    """ViT-Adapter (``backbone.interactions``) + Mask2Former (``decode_head``) around an
+    EVA-01 ViT."""
     return (any(k.startswith('backbone.interactions.') for k in sd)
-            and any(k.startswith('decode_head.') for k in sd))
+            and any(k.startswith('decode_head.') for k in sd) and _vit_problem(sd) is None)
 
 
 def _rename_head(key: str) -> str:
@@ -43,7 +56,11 @@ def _rename_head(key: str) -> str:
     return re.sub(r'(layers\.\d+\.)ffns\.0\.', r'\1ffn.', key)
 
 
-@register_format('eva01-seg-adapter-mask2former', _is_eva_seg)
+@register_format('eva01-seg-adapter-mask2former', _is_eva_seg,
+                 'eva_sem_seg_mask2former_{cocostuff_53p4,ade_ss61p5_ms62p3}.pth and their '
+                 '_relpos_layerscale_9dec_ variants',
+                 lambda sd: _vit_problem(sd)
+                 if any(k.startswith('backbone.interactions.') for k in sd) else None)
 def convert_eva_seg(sd: Dict[str, torch.Tensor], patch_size=None, **_) -> Dict[str, torch.Tensor]:
     """Official EVA-01 ViT-Adapter + Mask2Former state dict -> this project's EncoderDecoder."""
     if patch_size not in (None, 16):

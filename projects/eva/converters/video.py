@@ -13,6 +13,7 @@ import torch
 
 from . import detect_format, register_format, source_state_dict
 from ..checkpoint import load_weights
+from .backbone import eva01_vit_problem
 
 VIT_KEY = re.compile(  # EVA-01's ViT names, kept by EVAViT
     r'^(cls_token|pos_embed|patch_embed\.proj\.bias|fc_norm\.(weight|bias))$|'
@@ -23,12 +24,16 @@ HEAD_KEYS = {'head.weight': 'cls_head.fc_cls.weight', 'head.bias': 'cls_head.fc_
 
 
 def _is_eva01_video(sd: Dict[str, torch.Tensor]) -> bool:
+    """An EVA-01 ViT with a 5-D (tubelet) patch kernel."""
     kernel = sd.get('patch_embed.proj.weight')
-    return kernel is not None and kernel.ndim == 5 and 'blocks.0.attn.q_bias' in sd
+    return kernel is not None and kernel.ndim == 5 and \
+        eva01_vit_problem(sd, kernel_ndim=5) is None
 
 
-@register_format('eva01-video (eva_video_k722.pth, eva_video_k{400,600,700}.pth)',
-                 _is_eva01_video)
+@register_format('eva01-video', _is_eva01_video,
+                 'eva_video_k722.pth, eva_video_k{400,600,700}.pth',
+                 lambda sd: eva01_vit_problem(sd, kernel_ndim=5)
+                 if sd.get('patch_embed.proj.weight', torch.empty(0)).ndim == 5 else None)
 def convert_eva01_video(sd, patch_size=None, class_mapping=None, **_):
     """-> ``backbone.*`` (2-D patch kernel: tubelet size 1) + ``cls_head.fc_cls.*``.
 

@@ -74,6 +74,8 @@ class CheckedAnnotationsMixin:
         if not getattr(self, '_ids_checked', False):
             self._check_image_ids(api)
             self._ids_checked = True
+            self._annotations_key = 'annotations' in api.dataset
+            self._num_annotations = len(api.dataset.get('annotations') or [])
         img = raw_data_info['raw_img_info']
         good = []
         for ann in raw_data_info['raw_ann_info']:
@@ -87,12 +89,27 @@ class CheckedAnnotationsMixin:
 
     def load_data_list(self) -> List[dict]:
         self.bad_annotations, self._ids_checked = [], False
+        self._annotations_key, self._num_annotations = False, 0
         data_list = super().load_data_list()
         if not data_list:
             raise ValueError(f'{self.ann_file}: no images in the annotation file')
+        if getattr(self, '_annotations_key', False) and not self._num_annotations:
+            # mmdet went on and, with filter_empty_gt, failed in mmengine's serialisation
+            # with "need at least one array to concatenate"
+            raise ValueError(f'{self.ann_file}: the annotation list is empty ("annotations": '
+                             f'[] for {len(data_list)} images)')
         if self.bad_annotations:
             self._report()
         return data_list
+
+    def filter_data(self) -> List[dict]:
+        kept = super().filter_data()
+        if not kept and self.data_list and not self.test_mode:
+            raise ValueError(
+                f'{self.ann_file}: no training image left: none of its {len(self.data_list)} '
+                f"images has an annotation of the classes {list(self.metainfo['classes'])} "
+                f'(filter_cfg={self.filter_cfg})')
+        return kept
 
     def _report(self):
         bad = self.bad_annotations

@@ -118,6 +118,18 @@ class EVACascadeRoIHead(CascadeRoIHead):
                 list(scores.split(num_proposals_per_img)),
                 bbox_pred.split(num_proposals_per_img))
 
+    def predict(self, x, rpn_results_list, batch_data_samples, rescale: bool = False):
+        """mmdet's predict; boxes and scores leave in fp32. Under bf16 autocast (CPU,
+        ``tools/test.py --amp``) they were bf16 tensors, which numpy (the COCO metric) cannot
+        take: ``Got unsupported ScalarType BFloat16``."""
+        results_list = super().predict(x, rpn_results_list, batch_data_samples, rescale)
+        for res in results_list:
+            for key in ('bboxes', 'scores'):
+                value = res.get(key)
+                if isinstance(value, Tensor) and value.dtype in (torch.float16, torch.bfloat16):
+                    setattr(res, key, value.float())
+        return results_list
+
     # ------------------------------------------------------------------ masks
     def _mask_forward(self, stage: int, x: Tuple[Tensor], rois: Tensor) -> dict:
         """mmdet's, on dense NCHW maps (mmcv's roi_align ignores strides)."""
@@ -159,6 +171,12 @@ class EVACascadeRoIHead(CascadeRoIHead):
         labels = torch.cat([res.labels for res in results_list])
         probs = self.mask_probs(x, mask_rois, labels).split([len(r) for r in results_list])
         for res, p, meta in zip(results_list, probs, batch_img_metas):
+            if len(res) == 0:  # this image has no detection (others in the batch have):
+                # mmdet's mask head cannot paste zero masks ("chunk expects chunks > 0")
+                empty_instances([meta], mask_rois.device, task_type='mask',
+                                instance_results=[res],
+                                mask_thr_binary=self.test_cfg.mask_thr_binary)
+                continue
             self.rescore_by_maskness(res, p)
             self.paste_masks(p, res, meta, rescale)
         return results_list

@@ -8,24 +8,37 @@ from mmengine.registry import HOOKS
 
 @HOOKS.register_module()
 class FiniteLossHook(Hook):
-    """Stop at the first non-finite loss, naming the iteration and every loss term.
+    """Stop at the first non-finite loss or weight, naming the iteration and every loss term.
 
     With fp16 the dynamic loss scaler already skips steps whose *gradients* overflow; this
-    hook looks at the (fp32) loss values themselves, so a real divergence is not hidden.
+    hook looks at the (fp32) loss values themselves, so a real divergence is not hidden. It
+    also checks the weights after the step (``check_weights``): an update can turn them NaN
+    while the loss that produced it was finite, and the next forward pass then fails far from
+    the cause (segmentation: scipy's "matrix contains invalid numeric entries" in the
+    Hungarian matcher) or trains on silently. ``tools/train.py`` adds this hook to every run.
     """
     priority = 'ABOVE_NORMAL'
 
+    def __init__(self, check_weights: bool = True):
+        self.check_weights = check_weights
+
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-        if not outputs:
-            return
-        terms = {k: float(v.detach().float().mean()) if isinstance(v, torch.Tensor) else v
-                 for k, v in outputs.items()}
-        bad = {k: v for k, v in terms.items()
-               if isinstance(v, float) and not math.isfinite(v)}
-        if bad:
-            raise FloatingPointError(
-                f'non-finite loss at iteration {runner.iter + 1} (epoch {runner.epoch + 1}): '
-                f'{bad}; all terms: {terms}')
+        where = f'iteration {runner.iter + 1} (epoch {runner.epoch + 1})'
+        terms = {}
+        if outputs:
+            terms = {k: float(v.detach().float().mean()) if isinstance(v, torch.Tensor) else v
+                     for k, v in outputs.items()}
+            bad = {k: v for k, v in terms.items()
+                   if isinstance(v, float) and not math.isfinite(v)}
+            if bad:
+                raise FloatingPointError(f'non-finite loss at {where}: {bad}; all terms: {terms}')
+        if self.check_weights:
+            from .checkpoint import non_finite_tensors, unwrap
+            count, names = non_finite_tensors(unwrap(runner.model))
+            if count:
+                raise FloatingPointError(
+                    f'non-finite weights after the update of {where}: {count} tensor(s), '
+                    f'first {names}; the loss terms were {terms}')
 
 
 @HOOKS.register_module()

@@ -5,12 +5,22 @@ find it. The layer id of a parameter comes from ``model.backbone.get_layer_depth
 pos/cls/patch embeddings 0, block k -> k + 1, everything else -- norms, neck, heads -- the top
 id with scale 1), and a parameter's lr is ``lr * layer_decay_rate ** (top - id)``.
 """
+import numbers
 from typing import List
 
 import torch.nn as nn
 from mmengine.model import is_model_wrapper
 from mmengine.optim import DefaultOptimWrapperConstructor
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
+
+
+def _number(key: str, value) -> float:
+    """A config value used in arithmetic must be a real number: a string such as '1e-3x'
+    from a config or ``--cfg-options`` otherwise failed with "can't multiply sequence by
+    non-int of type 'float'"."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f'{key} must be a number, got {value!r} ({type(value).__name__})')
+    return float(value)
 
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
@@ -38,8 +48,10 @@ class EVALayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         if backbone is None or not hasattr(backbone, 'get_layer_depth'):
             raise TypeError(f'{type(module).__name__} has no backbone with get_layer_depth; '
                             'EVALayerDecayOptimWrapperConstructor needs an EVAViT backbone')
-        base_lr = self.optimizer_cfg['lr']
-        base_wd = self.optimizer_cfg.get('weight_decay', 0.)
+        base_lr = _number('optim_wrapper.optimizer.lr', self.optimizer_cfg.get('lr'))
+        base_wd = _number('optim_wrapper.optimizer.weight_decay',
+                          self.optimizer_cfg.get('weight_decay', 0.))
+        rate = _number('optim_wrapper.paramwise_cfg.layer_decay_rate', rate)
         for name, param in module.named_parameters():
             if not param.requires_grad:
                 continue
@@ -50,8 +62,9 @@ class EVALayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
             lr_mult = decay_mult = 1.0
             for key, mults in custom_keys.items():
                 if key in name:
-                    lr_mult = mults.get('lr_mult', 1.0)
-                    decay_mult = mults.get('decay_mult', 1.0)
+                    where = f'optim_wrapper.paramwise_cfg.custom_keys[{key!r}]'
+                    lr_mult = _number(f'{where}.lr_mult', mults.get('lr_mult', 1.0))
+                    decay_mult = _number(f'{where}.decay_mult', mults.get('decay_mult', 1.0))
                     break
             params.append(dict(params=[param], param_name=name, layer_id=layer_id,
                                lr_scale=scale, lr=base_lr * scale * lr_mult,

@@ -32,6 +32,7 @@ CPU_BF16_EXPLICIT_ATTN_MAX_TOKENS = 1024
 METHODS = ('auto', 'dense', 'fold', 'chunk')
 # bytes of one query block's logits in the ``chunk`` kernel (one or two such buffers live)
 CHUNK_BYTES = 4 * 2**20
+MIN_CHUNK_ROWS = 32
 
 RelPos = Tuple[torch.Tensor, torch.Tensor]
 PosTable = Tuple[torch.Tensor, torch.Tensor]
@@ -149,10 +150,12 @@ def _no_autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
-def _rows(q, k, chunk_bytes):
+def _rows(q, k, chunk_bytes, min_rows=MIN_CHUNK_ROWS):
+    """Query rows per block: ``chunk_bytes`` of logits, but at least ``min_rows`` (a
+    (rows x d) @ (d x N) product with few rows runs far below the GEMM peak)."""
     b, heads, _, _ = q.shape
     per_row = b * heads * k.shape[-2] * max(q.element_size(), 4)
-    return max(1, min(q.shape[-2], chunk_bytes // per_row))
+    return max(1, min(q.shape[-2], max(min_rows, chunk_bytes // per_row)))
 
 
 class ChunkedAttention(torch.autograd.Function):
@@ -161,14 +164,14 @@ class ChunkedAttention(torch.autograd.Function):
     the rel-pos terms and the table; accumulations over blocks are in fp32."""
 
     @staticmethod
-    def forward(ctx, q, k, v, rel_h, rel_w, table, index, chunk_bytes):
+    def forward(ctx, q, k, v, rel_h, rel_w, table, index, chunk_bytes, min_rows):
         with _no_autocast(q.device):
             return ChunkedAttention._forward(ctx, q, k, v, rel_h, rel_w, table, index,
-                                             chunk_bytes)
+                                             chunk_bytes, min_rows)
 
     @staticmethod
-    def _forward(ctx, q, k, v, rel_h, rel_w, table, index, chunk_bytes):
-        rows = _rows(q, k, chunk_bytes)
+    def _forward(ctx, q, k, v, rel_h, rel_w, table, index, chunk_bytes, min_rows):
+        rows = _rows(q, k, chunk_bytes, min_rows)
         out = q.new_empty(q.shape[:-1] + (v.shape[-1], ))
         for r0 in range(0, q.shape[-2], rows):
             r1 = min(r0 + rows, q.shape[-2])
@@ -225,16 +228,17 @@ class ChunkedAttention(torch.autograd.Function):
                 dt.index_add_(0, index[r0:r1].reshape(-1).long(), g)
             del ds
         cast = lambda g, ref: None if g is None else g.to(ref.dtype)  # noqa: E731
-        return (dq, cast(dk, k), cast(dv, v), drh, drw, cast(dt, table), None, None)
+        return (dq, cast(dk, k), cast(dv, v), drh, drw, cast(dt, table), None, None, None)
 
 
 def chunked_attention(q, k, v, rel_pos: Optional[RelPos] = None,
                       pos_table: Optional[PosTable] = None,
-                      chunk_bytes: int = CHUNK_BYTES) -> torch.Tensor:
+                      chunk_bytes: int = CHUNK_BYTES,
+                      min_rows: int = MIN_CHUNK_ROWS) -> torch.Tensor:
     rel_h, rel_w = (t.to(q.dtype) for t in rel_pos) if rel_pos is not None else (None, None)
     table, index = pos_table if pos_table is not None else (None, None)
     k, v = k.to(q.dtype), v.to(q.dtype)
-    return ChunkedAttention.apply(q, k, v, rel_h, rel_w, table, index, chunk_bytes)
+    return ChunkedAttention.apply(q, k, v, rel_h, rel_w, table, index, chunk_bytes, min_rows)
 
 
 # ---------------------------------------------------------------- entry point
@@ -279,7 +283,7 @@ def choose_method(q: torch.Tensor, rel_pos: Optional[RelPos] = None,
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
               bias: Optional[torch.Tensor] = None, *, rel_pos: Optional[RelPos] = None,
               pos_table: Optional[PosTable] = None, method: str = 'auto',
-              chunk_bytes: int = CHUNK_BYTES) -> torch.Tensor:
+              chunk_bytes: int = CHUNK_BYTES, min_rows: int = MIN_CHUNK_ROWS) -> torch.Tensor:
     """softmax(q k^T / sqrt(d) + bias) v over (B, heads, N, d) tensors.
 
     The bias is the sum of a dense ``bias`` (materialised by the caller), the decomposed
@@ -310,4 +314,4 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
         return dense_attention(q, k, v, extra)
     if method == 'fold':
         return folded_attention(q, k, v, rel_pos)
-    return chunked_attention(q, k, v, rel_pos, pos_table, chunk_bytes)
+    return chunked_attention(q, k, v, rel_pos, pos_table, chunk_bytes, min_rows)

@@ -18,6 +18,21 @@ from mmseg.registry import MODELS
 
 @MODELS.register_module()
 class EVAEncoderDecoder(EncoderDecoder):
+    """Also checks the ground-truth values of every batch (``checks.check_label_values``)."""
+
+    def _check_labels(self, data_samples):
+        from .checks import check_label_values
+        pad = getattr(self.data_preprocessor, 'seg_pad_val', None)
+        check_label_values(data_samples, self.num_classes,
+                           getattr(self.decode_head, 'ignore_index', 255), pad)
+
+    def loss(self, inputs, data_samples):
+        self._check_labels(data_samples)
+        return super().loss(inputs, data_samples)
+
+    def predict(self, inputs, data_samples=None):
+        self._check_labels(data_samples)
+        return super().predict(inputs, data_samples)
 
     def encode_decode(self, inputs: torch.Tensor, batch_img_metas: List[dict]) -> torch.Tensor:
         if self.test_cfg.get('mode', 'whole') != 'slide':

@@ -1,0 +1,296 @@
+"""Checkpoints that never lose a run: save first, delete later; refuse NaN and wrong models.
+
+mmengine 0.10.7's ``CheckpointHook`` with ``max_keep_ckpts`` deletes the oldest checkpoint
+*before* writing the new one, and writes ``last_checkpoint`` in place: a process killed during
+the save of ``epoch_3.pth`` left ``epoch_3.pth.tmpNNNN`` and a ``last_checkpoint`` naming the
+deleted ``epoch_2.pth`` -- every completed epoch was gone. It also saves whatever the weights
+are, NaN included. ``tools/train.py`` swaps the config's ``CheckpointHook`` for
+:class:`AtomicCheckpointHook` (same arguments, same files) and adds :class:`CheckpointFitHook`
+to training and testing.
+"""
+import os
+import os.path as osp
+import re
+import zipfile
+from collections import Counter
+from typing import List, Optional, Tuple
+
+import torch
+from mmengine.dist import is_main_process
+from mmengine.hooks import CheckpointHook, Hook
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+from mmengine.registry import HOOKS
+
+# the temporary files of ``LocalBackend.put`` (projects/eva/compat.py): ``<name>.tmp<pid>``
+TMP_FILE = re.compile(r'^(?P<name>.+)\.tmp(?P<pid>\d+)$')
+STEP_FILE = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
+
+
+def _write_atomically(path: str, text: str) -> None:
+    tmp = f'{path}.tmp{os.getpid()}'
+    with open(tmp, 'w') as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # our own leftovers from an earlier crash of a process with our pid
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - another user's live process
+        return True
+    return True
+
+
+def remove_stale_tmp_files(folder: str) -> List[str]:
+    """Delete ``*.tmp<pid>`` files that a killed save left behind (their writer is gone)."""
+    removed = []
+    if not osp.isdir(folder):
+        return removed
+    for name in sorted(os.listdir(folder)):
+        m = TMP_FILE.match(name)
+        if m and not _pid_alive(int(m.group('pid'))):
+            path = osp.join(folder, name)
+            if osp.isfile(path):
+                os.remove(path)
+                removed.append(path)
+    return removed
+
+
+def all_finite(tensors) -> bool:
+    """True if no tensor holds NaN / inf: one reduction per tensor, one sync per device."""
+    by_device = {}
+    for t in tensors:
+        by_device.setdefault(t.device, []).append(torch.isfinite(t.detach()).all())
+    return all(bool(torch.stack(flags).all()) for flags in by_device.values())
+
+
+def non_finite_tensors(module: torch.nn.Module, limit: int = 5) -> Tuple[int, List[str]]:
+    """(count, first names) of parameters / buffers holding NaN or inf."""
+    named = [(n, t) for n, t in list(module.named_parameters()) + list(module.named_buffers())
+             if t is not None and t.is_floating_point() and t.numel()]
+    with torch.no_grad():
+        if all_finite(t for _, t in named):
+            return 0, []
+        bad = [n for n, t in named if not bool(torch.isfinite(t.detach()).all())]
+    return len(bad), bad[:limit]
+
+
+def unwrap(model):
+    return model.module if is_model_wrapper(model) else model
+
+
+@HOOKS.register_module()
+class AtomicCheckpointHook(CheckpointHook):
+    """``CheckpointHook`` that deletes an old checkpoint only after the new one is complete.
+
+    Order of a save: refuse non-finite weights (nothing is written, nothing deleted) -> write
+    the checkpoint (temporary file + ``os.replace``) -> point ``last_checkpoint`` at it
+    (temporary file + ``os.replace``) -> delete the checkpoints beyond ``max_keep_ckpts``.
+    A crash at any point leaves a complete checkpoint that ``last_checkpoint`` names.
+    ``before_train`` removes temporary files of earlier killed saves. Arguments that
+    ``CheckpointHook`` would pass on to ``Runner.save_checkpoint`` are checked against its
+    signature when the hook is built (a typo such as ``intervl=1`` used to fail only at the
+    first save, after a whole epoch of training).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        check_save_checkpoint_args(type(self).__name__, self.args)
+
+    def before_train(self, runner) -> None:
+        super().before_train(runner)
+        if is_main_process():
+            for folder in {self.out_dir, runner.work_dir}:
+                for path in remove_stale_tmp_files(folder):
+                    runner.logger.warning(f'removed {path}: left by a save that was killed')
+
+    def _save_checkpoint_with_step(self, runner, step, meta):
+        ckpt_filename = self.filename_tmpl.format(step)
+        new_path = self.file_backend.join_path(self.out_dir, ckpt_filename)
+        count, names = non_finite_tensors(unwrap(runner.model))
+        if count:
+            kept = getattr(self, 'last_ckpt', None) or 'none'
+            raise FloatingPointError(
+                f'not saving {new_path}: {count} parameter/buffer tensor(s) of the model hold '
+                f'NaN or inf (first: {names}); the last good checkpoint ({kept}) is kept. '
+                'Lower the learning rate, enable gradient clipping or find the bad batch.')
+        to_remove = []
+        if self.max_keep_ckpts > 0:
+            # same bookkeeping as mmengine (saved in the checkpoint's message hub), but the
+            # outdated checkpoint is only collected here and deleted after the save
+            if not (len(self.keep_ckpt_ids) > 0 and self.keep_ckpt_ids[-1] == step):
+                if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
+                    to_remove.append(self.keep_ckpt_ids.popleft())
+                self.keep_ckpt_ids.append(step)
+                runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
+        self.last_ckpt = new_path
+        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
+        runner.save_checkpoint(
+            self.out_dir, ckpt_filename, self.file_client_args,
+            save_optimizer=self.save_optimizer,
+            save_param_scheduler=self.save_param_scheduler, meta=meta,
+            by_epoch=self.by_epoch, backend_args=self.backend_args, **self.args)
+        if not is_main_process():
+            return
+        _write_atomically(osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt)
+        for old in to_remove:
+            path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(old))
+            if path == new_path:
+                continue
+            if self.file_backend.isfile(path):
+                self.file_backend.remove(path)
+            elif self.file_backend.isdir(path):  # deepspeed checkpoints are folders
+                self.file_backend.rmtree(path)
+
+
+def check_save_checkpoint_args(owner: str, kwargs: dict) -> None:
+    """Keys that ``CheckpointHook`` forwards to ``Runner.save_checkpoint`` must exist there."""
+    import difflib
+    import inspect
+
+    from mmengine.runner import Runner
+    from mmengine.hooks import CheckpointHook as Upstream
+    params = inspect.signature(Runner.save_checkpoint).parameters
+    known = sorted(set(params) - {'self'}
+                   | set(inspect.signature(Upstream.__init__).parameters) - {'self', 'kwargs'})
+    unknown = [k for k in kwargs if k not in params]
+    if unknown:
+        hints = {k: difflib.get_close_matches(k, known, n=1) for k in unknown}
+        hint = '; '.join(f'{k!r}: did you mean {v[0]!r}?' if v else f'{k!r}: no such argument'
+                         for k, v in hints.items())
+        raise TypeError(f'{owner}: unknown argument(s) {unknown} ({hint}); arguments: {known}')
+
+
+# ------------------------------------------------------------------------ resume selection
+
+
+def checkpoint_problem(path: str) -> Optional[str]:
+    """Why ``path`` cannot be resumed from (missing, empty, truncated), or None if it reads.
+
+    PyTorch checkpoints are zip archives: a file cut short loses its central directory, and
+    every member is checked against its CRC, so this reads the file once without unpickling.
+    """
+    if osp.isdir(path):
+        return None  # a DeepSpeed / FSDP checkpoint folder: its loader checks it
+    if not osp.isfile(path):
+        return 'file not found'
+    size = osp.getsize(path)
+    if size == 0:
+        return 'empty file (0 bytes)'
+    if not zipfile.is_zipfile(path):
+        return f'not a complete PyTorch checkpoint ({size} bytes, truncated or corrupt)'
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+    except Exception as e:  # noqa: BLE001 - any read error means "not resumable"
+        return f'unreadable ({type(e).__name__}: {e})'
+    if bad is not None:
+        return f'corrupt member {bad!r} (CRC mismatch)'
+    return None
+
+
+def find_resumable_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint ``--resume`` (without a path) continues from.
+
+    ``last_checkpoint`` first; if it is missing, or names a missing / truncated / corrupt
+    file, the newest readable ``epoch_N.pth`` / ``iter_N.pth`` in ``work_dir``, with a warning
+    naming every file skipped and why. None when there is nothing to resume (a fresh run).
+    """
+    candidates, skipped = [], []
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    if osp.isfile(pointer):
+        with open(pointer) as f:
+            named = f.read().strip()
+        if named:
+            candidates.append(named)
+        else:
+            skipped.append((pointer, 'empty file'))
+    if osp.isdir(work_dir):
+        found = [osp.join(work_dir, n) for n in os.listdir(work_dir) if STEP_FILE.match(n)]
+        found.sort(key=lambda p: (osp.getmtime(p), p), reverse=True)
+        candidates += [p for p in found if p not in candidates]
+    for path in candidates:
+        problem = checkpoint_problem(path)
+        if problem is None:
+            if skipped:
+                print_log(f'--resume: resuming from {path}; skipped ' + '; '.join(
+                    f'{p} ({why})' for p, why in skipped), logger='current', level=30)
+            return path
+        skipped.append((path, problem))
+    if skipped:
+        raise FileNotFoundError(
+            f'--resume: no readable checkpoint in {work_dir}: ' + '; '.join(
+                f'{p} ({why})' for p, why in skipped))
+    return None
+
+
+# ------------------------------------------------------------------------ wrong checkpoints
+
+
+def _prefixes(keys, depth: int = 1) -> dict:
+    return dict(Counter('.'.join(k.split('.')[:depth]) for k in keys).most_common(8))
+
+
+def describe_format(state_dict: dict) -> str:
+    """Which converter format ``state_dict`` looks like (projects/eva/converters)."""
+    try:
+        from ..converters import detect_format
+        fmt = detect_format(state_dict)
+    except Exception:  # noqa: BLE001 - unknown format, or a converter module missing
+        return 'it matches none of the converter formats'
+    return (f"it looks like converter format {fmt.name!r} "
+            '(tools/model_converters/eva_to_mm.py converts such checkpoints)')
+
+
+@HOOKS.register_module()
+class CheckpointFitHook(Hook):
+    """Refuse a checkpoint of another model for ``load_from``, ``--resume`` and tools/test.py.
+
+    mmengine loads with ``strict=False`` and only logs missing keys, so the segmentation demo
+    checkpoint on the detection config "loaded", evaluated random weights and reported
+    mAP 0.000 with exit code 0. Here a checkpoint that fills less than ``min_fraction`` of the
+    model's tensors (same name, same shape) is an error, and so, when testing
+    (``strict_shapes``, set by tools/test.py) or resuming, is any tensor whose shape does not
+    fit. The message gives the counts, the checkpoint's key
+    prefixes and the converter format it looks like. Fine-tuning from a model with another
+    head (``load_from``, shapes of a few tensors differ) stays possible.
+    """
+    priority = 'VERY_HIGH'  # before EMAHook & co. read the checkpoint
+
+    def __init__(self, min_fraction: float = 0.5, strict_shapes: bool = False):
+        self.min_fraction = min_fraction
+        self.strict_shapes = strict_shapes
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        source = getattr(runner, '_load_from', None) or 'the checkpoint'
+        sd = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else {}
+        sd = {re.sub(r'^module\.', '', k): v for k, v in sd.items()
+              if isinstance(v, torch.Tensor)}
+        model_sd = unwrap(runner.model).state_dict()
+        if not model_sd:
+            return
+        matched = [k for k, v in model_sd.items() if k in sd and tuple(sd[k].shape) ==
+                   tuple(v.shape)]
+        misfit = [f'{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(v.shape)}'
+                  for k, v in model_sd.items() if k in sd and k not in matched]
+        strict = self.strict_shapes or getattr(runner, '_resume', False)
+        fraction = len(matched) / len(model_sd)
+        if fraction >= self.min_fraction and not (strict and misfit):
+            return
+        missing = [k for k in model_sd if k not in sd]
+        parts = [f'{source} does not fit the model {type(unwrap(runner.model)).__name__}: '
+                 f'it fills {len(matched)} of the model\'s {len(model_sd)} tensors '
+                 f'({fraction:.0%}; {len(missing)} missing, {len(misfit)} of another shape)']
+        if misfit:
+            parts.append(f'shapes that do not fit: {misfit[:5]}')
+        parts.append(f'checkpoint key prefixes: {_prefixes(sd)} ({len(sd)} tensors); '
+                     f'model key prefixes: {_prefixes(model_sd)}')
+        parts.append(describe_format(sd) if sd else 'it holds no tensors')
+        raise ValueError('; '.join(parts) + '. Is it the checkpoint of this config?')
