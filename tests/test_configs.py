@@ -21,8 +21,8 @@ CONFIGS = sorted(
 
 def test_configs_are_found():
     tasks = {c.split('/')[0] for c in CONFIGS}
-    assert tasks == {'classification', 'clip', 'demo', 'detection', 'pretrain', 'segmentation',
-                     'video'}, tasks
+    assert tasks == {'classification', 'clip', 'custom', 'demo', 'detection', 'pretrain',
+                     'segmentation', 'video'}, tasks
     assert len(CONFIGS) >= 50
 
 

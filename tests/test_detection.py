@@ -370,6 +370,7 @@ def test_demo_detector_learns_to_detect_and_classify(tmp_path, one_thread):
     assert metrics['coco/bbox_mAP'] > 0.3 and metrics['coco/segm_mAP'] > 0.3, metrics
 
 
+@pytest.mark.slow
 def test_layer_decay_and_short_overfit():
     from mmengine.optim import build_optim_wrapper
     cfg = _tiny_detector_cfg()
