@@ -44,6 +44,7 @@ def test_generated_layout(data):
     assert all(any(c in cap for c in ('circle', 'square', 'triangle')) for cap in captions)
 
 
+@pytest.mark.slow
 def test_contrastive_training_learns_zero_shot(data):
     train_x, captions, test_x, test_y = data
     torch.manual_seed(0)

@@ -353,7 +353,7 @@ def test_demo_detector_learns_to_detect_and_classify(tmp_path, one_thread):
     channels-last output, read as NCHW by mmcv's roi_align (bbox mAP 0.007 after 100
     iterations). With the fix the real pyramid learns more slowly at first than the old
     LayerNorm-free one: 0.064 bbox mAP after 100 iterations (measured here), 0.717 / 0.784
-    bbox / segm after 200 (issue 13's measurement, 64 held-out images), 0.878 / 0.870 after
+    bbox / segm after 200 (issue 13, 64 held-out images; 0.646 / 0.779 on these 32, measured), 0.878 / 0.870 after
     the demo's 450."""
     from projects.eva.demo.synthetic_detection import make_coco_instances
     from projects.eva.demo.utils import build_runner, read_scalars
@@ -370,6 +370,7 @@ def test_demo_detector_learns_to_detect_and_classify(tmp_path, one_thread):
     assert metrics['coco/bbox_mAP'] > 0.3 and metrics['coco/segm_mAP'] > 0.3, metrics
 
 
+@pytest.mark.slow
 def test_layer_decay_and_short_overfit():
     from mmengine.optim import build_optim_wrapper
     cfg = _tiny_detector_cfg()
