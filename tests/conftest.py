@@ -30,16 +30,21 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(autouse=True)
-def _isolate_default_scope():
+def _scopes_and_threads():
     """A Runner leaves its package's default scope (mmdet, mmaction...) behind globally, and
-    later registry builds resolve in it; each test starts from the scopes that existed
-    before it."""
+    later registry builds resolve in it; a tool run in-process may leave torch at one thread,
+    which changes summation order (a learning test's trajectory with it). Both are restored."""
     from mmengine.registry import DefaultScope
-    saved = dict(DefaultScope._instance_dict)
+    saved, threads = dict(DefaultScope._instance_dict), torch.get_num_threads()
     yield
     DefaultScope._instance_dict.clear()
     DefaultScope._instance_dict.update(saved)
+    torch.set_num_threads(threads)
+
+
+# per test, and per module for what module-scoped fixtures (a model built once) leave behind
+_isolate_default_scope = pytest.fixture(autouse=True)(_scopes_and_threads)
+_isolate_module_scope = pytest.fixture(autouse=True, scope='module')(_scopes_and_threads)
 
 
 def pytest_configure(config):
