@@ -26,7 +26,8 @@ class Format(NamedTuple):
 
 
 FORMATS: List[Format] = []
-TASK_MODULES = ('backbone', 'detection', 'segmentation', 'video', 'clip', 'eva02')
+TASK_MODULES = ('backbone', 'detection', 'segmentation', 'video', 'clip', 'eva02',
+                'eva02_clip')
 
 
 def register_format(name: str, detect: Callable[[dict], bool], description: str = '',

@@ -43,10 +43,23 @@ ARCH_ZOO = {
                        mlp_type='swiglu', sub_ln=True, rope=True),
     'eva02-large': dict(embed_dims=1024, num_layers=24, num_heads=16,
                         feedforward_channels=2730, mlp_type='swiglu', sub_ln=True, rope=True),
+    # EVA-02-CLIP image towers (rei/eva_clip/model_configs/EVA02-CLIP-*.json): B/L add the
+    # inner_attn_ln to the B/L layout (patch 16 for B/16 and 14 for L/14 is EVAViT's
+    # ``patch_size``); E/14 and E/14+ share one tower: fused qkv, GELU MLP, no RoPE,
+    # residual post-norm blocks
+    'eva02-clip-base': dict(embed_dims=768, num_layers=12, num_heads=12,
+                            feedforward_channels=2048, mlp_type='swiglu', sub_ln=True,
+                            rope=True, inner_attn_ln=True),
+    'eva02-clip-large': dict(embed_dims=1024, num_layers=24, num_heads=16,
+                             feedforward_channels=2730, mlp_type='swiglu', sub_ln=True,
+                             rope=True, inner_attn_ln=True),
+    'eva02-clip-enormous': dict(embed_dims=1792, num_layers=64, num_heads=16,
+                                feedforward_channels=15360, post_norm=True),
 }
 ARCH_REQUIRED = ('embed_dims', 'num_layers', 'num_heads', 'feedforward_channels')
 # optional arch keys and their EVA-01 defaults
-ARCH_OPTIONAL = dict(mlp_type='gelu', sub_ln=False, rope=False, inner_attn_ln=False)
+ARCH_OPTIONAL = dict(mlp_type='gelu', sub_ln=False, rope=False, inner_attn_ln=False,
+                     post_norm=False)
 MLP_TYPES = ('gelu', 'swiglu_fused', 'swiglu')
 INIT_TYPES = ('eva01', 'eva02')
 OUT_TYPES = ('raw', 'cls_token', 'featmap', 'avg_featmap')
@@ -383,6 +396,8 @@ class Block(nn.Module):
     grid ``hw``; it pads the grid to whole windows, attends within each window and crops.
     ``layer_scale_init_value``: per-channel ``gamma_1``/``gamma_2`` on both branches (BEiT
     layer scale; EVA-01 seg "layerscale" variant, init 1.0).
+    ``post_norm``: residual post-norm, ``x + norm1(attn(x))`` and ``x + norm2(mlp(x))``
+    (EVA-02-CLIP E/14, rei ``postnorm``; timm ``EvaBlockPostNorm``), same parameters.
     """
 
     def __init__(self, dim: int, num_heads: int, mlp_hidden: int, drop_path: float = 0.,
@@ -391,8 +406,9 @@ class Block(nn.Module):
                  fp32_attn_and_norm: bool = False, rel_pos_interp: str = 'linear',
                  rel_pos_bias_size: Optional[Tuple[int, int]] = None,
                  layer_scale_init_value: Optional[float] = None, mlp_type: str = 'gelu',
-                 sub_ln: bool = False, inner_attn_ln: bool = False):
+                 sub_ln: bool = False, inner_attn_ln: bool = False, post_norm: bool = False):
         super().__init__()
+        self.post_norm = post_norm
         if window_size and rel_pos_bias_size:
             raise ValueError('the BEiT relative-position bias table needs global attention '
                              '(window_size=0)')
@@ -417,7 +433,7 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, hw: Optional[Tuple[int, int]] = None,
                 rope: Optional[Tuple[torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
         """``rope``: tables of the attention grid (per window in window blocks)."""
-        y = self.norm1(x)
+        y = x if self.post_norm else self.norm1(x)
         if self.window_size:  # ``hw`` is checked once per forward by EVAViT.forward_blocks
             b, _, c = y.shape
             win, padded = window_partition(y.view(b, hw[0], hw[1], c), self.window_size)
@@ -427,10 +443,12 @@ class Block(nn.Module):
                                    self.window_size, padded, hw).view(b, -1, c)
         else:
             y = self.attn(y, hw, rope)
+        if self.post_norm:
+            y = self.norm1(y)
         if self.gamma_1 is not None:  # in the branch's dtype: no fp32 promotion under AMP
             y = y * self.gamma_1.to(y.dtype)
         x = x + self.drop_path(y)
-        y = self.mlp(self.norm2(x))
+        y = self.norm2(self.mlp(x)) if self.post_norm else self.mlp(self.norm2(x))
         if self.gamma_2 is not None:
             y = y * self.gamma_2.to(y.dtype)
         return x + self.drop_path(y)
@@ -475,8 +493,11 @@ class EVAViT(BaseModule):
             ``num_layers``, ``num_heads``, ``feedforward_channels`` and optionally
             ``mlp_type`` (``gelu``, ``swiglu_fused`` = EVA-02 Ti/S ``w12``, ``swiglu`` =
             B/L ``w1``/``w2``), ``sub_ln`` (``ffn_ln`` in the MLP + separate q/k/v, B/L),
-            ``rope`` (2-D RoPE on q/k of the patch tokens in every block) and
-            ``inner_attn_ln`` (EVA-02-CLIP towers: LN before the attention ``proj``).
+            ``rope`` (2-D RoPE on q/k of the patch tokens in every block),
+            ``inner_attn_ln`` (EVA-02-CLIP towers: LN before the attention ``proj``) and
+            ``post_norm`` (EVA-02-CLIP E/14: residual post-norm blocks).
+            EVA-02-CLIP presets: ``eva02-clip-base`` (B/16: ``patch_size=16``),
+            ``eva02-clip-large`` (L/14, L/14-336), ``eva02-clip-enormous`` (E/14, E/14+).
         img_size: training input size; sets the position grid (and rel-pos tables).
         patch_size: 14 (EVA-01 MIM/cls/video) or 16 (det/seg, converted weights).
         pos_embed_size: input size of the stored position table when it should stay at the
@@ -611,7 +632,8 @@ class EVAViT(BaseModule):
                   fp32_attn_and_norm=fp32_attn_and_norm, rel_pos_interp=rel_pos_interp,
                   rel_pos_bias_size=self.grid_size if use_rel_pos_bias else None,
                   layer_scale_init_value=layer_scale_init_value, mlp_type=self.mlp_type,
-                  sub_ln=self.sub_ln, inner_attn_ln=arch['inner_attn_ln'])
+                  sub_ln=self.sub_ln, inner_attn_ln=arch['inner_attn_ln'],
+                  post_norm=arch['post_norm'])
             for i in range(self.num_layers)
         ])
         self.norm = LayerNorm(dim, norm_eps, fp32_attn_and_norm) if final_norm else None
