@@ -377,3 +377,28 @@ def test_metafile_entries_carry_the_released_numbers(model_name):
         == MODELS_02[model_name][4]
     with open(info.config) as f:
         assert f'Released (EVA-CLIP README): {top1} top-1.' in f.read()
+
+
+def test_report_puts_runs_beside_their_own_models_release(tmp_path, capsys):
+    """``python -m projects.eva.clip.report`` on EVA-02-CLIP runs compares with EVA-02-CLIP's
+    released numbers (from the metafile), not EVA-01's; runs of two models are refused."""
+    import json
+
+    from projects.eva.clip import report
+
+    def run(name, top1):
+        d = tmp_path / name / '20260101_000000'
+        d.mkdir(parents=True)
+        (d / '20260101_000000.json').write_text(json.dumps({'accuracy/top1': top1}) + '\n')
+        return str(d.parent)
+
+    dirs = [run('eva02-clip_vit-b-p16_zeroshot-cls_in1k', 74.5),
+            run('eva02-clip_vit-b-p16_zeroshot-cls_k400', 60.0)]
+    assert report.released_top1('eva02-clip_vit-b-p16') == {'imagenet-1k': 74.7}
+    report.main(dirs)
+    text = capsys.readouterr().out
+    assert '| benchmark | top-1 | released (eva02-clip_vit-b-p16) |' in text
+    assert '| imagenet-1k | 74.50 | 74.70 |' in text
+    assert '| kinetics400 | 60.00 | - |' in text  # EVA-01's 65.23 is not this model's
+    with pytest.raises(SystemExit):
+        report.main(dirs + [run('eva-clip_vit-g-p14_zeroshot-cls_in1k', 78.0)])
