@@ -7,10 +7,13 @@ The official-layout files are built here from timm / open_clip models with the k
 eva02_reference.md section 9 (written out below, not taken from the converter), so the
 converter is checked against the documented layout and the numbers against code we did not
 write."""
+import glob
+import os.path as osp
 import re
 
 import pytest
 import torch
+from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
 import projects.eva.clip  # noqa: F401  (EVACLIP, EVACLIPTextTransformer)
@@ -20,6 +23,7 @@ from projects.eva.converters.eva02_clip import convert_eva02_clip
 timm = pytest.importorskip('timm')
 open_clip_transformer = pytest.importorskip('open_clip.transformer')
 TOL = dict(rtol=1e-5, atol=1e-5)
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 # official (rei CustomCLIP) <- timm names, eva02_reference.md 9 (timm column -> official)
 TIMM_TO_OFFICIAL = [
@@ -294,3 +298,107 @@ def test_detection_and_strict_key_coverage():
         convert_eva02_clip(wrong)
     no_text = {k: v for k, v in sd.items() if not k.startswith('text.')}
     assert 'no text.token_embedding' in eva02_clip_problem(no_text)
+
+
+# ---------------------------------------------------------------- zero-shot configs
+EVA01_LEAVES = sorted(glob.glob(
+    osp.join(ROOT, 'configs/clip/eva-clip_vit-g-p14_zeroshot-cls_*.py')))
+MODELS_02 = {  # config name part: arch, patch, img, text dims, converted checkpoint
+    'eva02-clip_vit-b-p16': ('eva02-clip-base', 16, 224, (512, 12, 8, 512),
+                             'checkpoints/eva02/EVA02_CLIP_B_psz16_s8B_mm.pth'),
+    'eva02-clip_vit-l-p14': ('eva02-clip-large', 14, 224, (768, 12, 12, 768),
+                             'checkpoints/eva02/EVA02_CLIP_L_psz14_s4B_mm.pth'),
+    'eva02-clip_vit-l-p14-336px': ('eva02-clip-large', 14, 336, (768, 12, 12, 768),
+                                   'checkpoints/eva02/EVA02_CLIP_L_336_psz14_s6B_mm.pth'),
+}
+CLIP_MEAN = [0.48145466 * 255, 0.4578275 * 255, 0.40821073 * 255]
+CLIP_STD = [0.26862954 * 255, 0.26130258 * 255, 0.27577711 * 255]
+
+
+def _resizes(pipeline):
+    return [(t['type'], t.get('scale', t.get('crop_size')), t.get('interpolation'))
+            for t in pipeline if t['type'] in ('ResizeEdge', 'CenterCrop')]
+
+
+@pytest.mark.parametrize('model_name', list(MODELS_02))
+def test_zero_shot_configs_cover_the_eva01_sets_with_the_released_recipe(model_name):
+    """One config per EVA-01 zero-shot set and model; the same data, classes and prompts
+    as EVA-01's config, EVA-02-CLIP's towers, the model's resolution (Resize short side +
+    CenterCrop, bicubic), CLIP mean/std, 100 * cos logits and the converted release."""
+    arch, patch, img, (width, layers, heads, embed), ckpt = MODELS_02[model_name]
+    assert len(EVA01_LEAVES) == 12
+    for leaf in EVA01_LEAVES:
+        suffix = leaf.rsplit('zeroshot-cls_', 1)[1]
+        path = osp.join(ROOT, 'configs/clip', f'{model_name}_zeroshot-cls_{suffix}')
+        assert osp.exists(path), path
+        cfg, ref = Config.fromfile(path), Config.fromfile(leaf)
+        m = cfg.model
+        vb, tb = m.vision_backbone, m.text_backbone
+        assert (vb.arch, vb.patch_size, vb.img_size) == (arch, patch, img), path
+        assert vb.out_type == 'cls_token' and vb.final_norm and vb.norm_eps == 1e-6
+        assert (tb.width, tb.layers, tb.heads, tb.embed_dim, tb.act) == \
+            (width, layers, heads, embed, 'gelu')
+        assert (tb.vocab_size, tb.context_length) == (49408, 77)
+        assert m.data_preprocessor.mean == CLIP_MEAN and m.data_preprocessor.std == CLIP_STD
+        assert m.zero_shot_scale == 100.
+        assert (m.classnames, m.templates) == (ref.model.classnames, ref.model.templates)
+        assert cfg.load_from == ckpt
+        ds, ref_ds = cfg.test_dataloader.dataset, ref.test_dataloader.dataset
+        assert {k: v for k, v in ds.items() if k != 'pipeline'} == \
+            {k: v for k, v in ref_ds.items() if k != 'pipeline'}
+        assert _resizes(ds.pipeline) == [('ResizeEdge', img, 'bicubic'), ('CenterCrop', img, None)]
+        # everything else in the pipeline (decoding, centre frame, packing) is EVA-01's
+        assert [t for t in ds.pipeline if t['type'] not in ('ResizeEdge', 'CenterCrop')] == \
+            [t for t in ref_ds.pipeline if t['type'] not in ('ResizeEdge', 'CenterCrop')]
+        assert cfg.test_evaluator == ref.test_evaluator
+
+
+RELEASED = {  # EVA-CLIP README model card: file, IN-1K zero-shot top-1; reference 1.3 counts
+    'eva02-clip_vit-b-p16': ('EVA02_CLIP_B_psz16_s8B.pt', 74.7, 149_691_137),
+    'eva02-clip_vit-l-p14': ('EVA02_CLIP_L_psz14_s4B.pt', 79.8, 427_755_457),
+    'eva02-clip_vit-l-p14-336px': ('EVA02_CLIP_L_336_psz14_s6B.pt', 80.4, 428_083_137),
+}
+
+
+@pytest.mark.parametrize('model_name', list(RELEASED))
+def test_metafile_entries_carry_the_released_numbers(model_name):
+    """The model index entry: released file and IN-1K number, the exact parameter count,
+    a converter command that writes the config's ``load_from``, the number in the header."""
+    from projects.eva.apis.model_index import get_model_info
+    weight_file, top1, params = RELEASED[model_name]
+    info = get_model_info(f'{model_name}_zeroshot-in1k')
+    assert info.weight_file == weight_file
+    assert info.weights_url == 'https://huggingface.co/QuanSun/EVA-CLIP/resolve/main/' + \
+        weight_file
+    assert info.metric('Top 1 Accuracy') == top1
+    assert info.metadata['Parameters'] == params
+    assert info.config.endswith(f'configs/clip/{model_name}_zeroshot-cls_in1k.py')
+    assert info.converted_checkpoint == Config.fromfile(info.config).load_from \
+        == MODELS_02[model_name][4]
+    with open(info.config) as f:
+        assert f'Released (EVA-CLIP README): {top1} top-1.' in f.read()
+
+
+def test_report_puts_runs_beside_their_own_models_release(tmp_path, capsys):
+    """``python -m projects.eva.clip.report`` on EVA-02-CLIP runs compares with EVA-02-CLIP's
+    released numbers (from the metafile), not EVA-01's; runs of two models are refused."""
+    import json
+
+    from projects.eva.clip import report
+
+    def run(name, top1):
+        d = tmp_path / name / '20260101_000000'
+        d.mkdir(parents=True)
+        (d / '20260101_000000.json').write_text(json.dumps({'accuracy/top1': top1}) + '\n')
+        return str(d.parent)
+
+    dirs = [run('eva02-clip_vit-b-p16_zeroshot-cls_in1k', 74.5),
+            run('eva02-clip_vit-b-p16_zeroshot-cls_k400', 60.0)]
+    assert report.released_top1('eva02-clip_vit-b-p16') == {'imagenet-1k': 74.7}
+    report.main(dirs)
+    text = capsys.readouterr().out
+    assert '| benchmark | top-1 | released (eva02-clip_vit-b-p16) |' in text
+    assert '| imagenet-1k | 74.50 | 74.70 |' in text
+    assert '| kinetics400 | 60.00 | - |' in text  # EVA-01's 65.23 is not this model's
+    with pytest.raises(SystemExit):
+        report.main(dirs + [run('eva-clip_vit-g-p14_zeroshot-cls_in1k', 78.0)])
