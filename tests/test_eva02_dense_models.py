@@ -290,9 +290,10 @@ def test_feature2pyramid_is_the_official_fpn1_to_fpn4():
 
 
 def test_tiny_eva02_upernet_loss_backward_and_slide_predict():
-    """The real B config at tiny size: the backbone keeps the cls token (RoPE skips it: the
-    patch outputs do not depend on it through RoPE), decode + auxiliary losses, gradients
-    into every backbone parameter, slide inference (64 crops, stride 43) on a 64x96 image."""
+    """The real B config at tiny size: the backbone keeps the cls token (RoPE on the patch
+    tokens only: tests/test_eva02_backbone.py) and has no final norm; decode + auxiliary
+    losses, gradients into every backbone parameter (cls token and pos_embed included), slide
+    inference (64 crops, stride 43) on a 64x96 image."""
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
     model = _build_seg(_tiny_seg_cfg(num_classes=5))
@@ -393,7 +394,8 @@ def test_demo_detector_with_the_eva02_backbone_learns(tmp_path, one_thread):
     """The detection demo (real cascade, LN2d pyramid, shapes data) with its backbone switched
     to the EVA-02 layout (SwiGLU + sub-LN, separate q/k/v, RoPE per window / global, no
     rel-pos, EVA-02 init): 200 iterations from scratch must find and name the held-out
-    shapes (box and mask mAP > 0.3, as the EVA-01 demo test)."""
+    shapes (box and mask mAP > 0.3, as the EVA-01 demo test). Measured: 0.710 / 0.780 on
+    these 32 images (the EVA-01 backbone: 0.646 / 0.779), 595 s under a shared load."""
     from projects.eva.demo.detection import DATA, _options
     from projects.eva.demo.synthetic_detection import make_coco_instances
     from projects.eva.demo.utils import build_runner, read_scalars
