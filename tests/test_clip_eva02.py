@@ -310,6 +310,11 @@ MODELS_02 = {  # config name part: arch, patch, img, text dims, converted checkp
                              'checkpoints/eva02/EVA02_CLIP_L_psz14_s4B_mm.pth'),
     'eva02-clip_vit-l-p14-336px': ('eva02-clip-large', 14, 336, (768, 12, 12, 768),
                                    'checkpoints/eva02/EVA02_CLIP_L_336_psz14_s6B_mm.pth'),
+    # E/14, E/14+: IN-1K only
+    'eva02-clip_vit-e-p14': ('eva02-clip-enormous', 14, 224, (1024, 24, 16, 1024),
+                             'checkpoints/eva02/EVA02_CLIP_E_psz14_s4B_mm.pth'),
+    'eva02-clip_vit-e-p14-plus': ('eva02-clip-enormous', 14, 224, (1280, 32, 20, 1024),
+                                  'checkpoints/eva02/EVA02_CLIP_E_psz14_plus_s9B_mm.pth'),
 }
 CLIP_MEAN = [0.48145466 * 255, 0.4578275 * 255, 0.40821073 * 255]
 CLIP_STD = [0.26862954 * 255, 0.26130258 * 255, 0.27577711 * 255]
@@ -327,7 +332,9 @@ def test_zero_shot_configs_cover_the_eva01_sets_with_the_released_recipe(model_n
     CenterCrop, bicubic), CLIP mean/std, 100 * cos logits and the converted release."""
     arch, patch, img, (width, layers, heads, embed), ckpt = MODELS_02[model_name]
     assert len(EVA01_LEAVES) == 12
-    for leaf in EVA01_LEAVES:
+    leaves = [f for f in EVA01_LEAVES if f.endswith('_in1k.py')] if '-e-' in model_name \
+        else EVA01_LEAVES
+    for leaf in leaves:
         suffix = leaf.rsplit('zeroshot-cls_', 1)[1]
         path = osp.join(ROOT, 'configs/clip', f'{model_name}_zeroshot-cls_{suffix}')
         assert osp.exists(path), path
@@ -357,6 +364,8 @@ RELEASED = {  # EVA-CLIP README model card: file, IN-1K zero-shot top-1; referen
     'eva02-clip_vit-b-p16': ('EVA02_CLIP_B_psz16_s8B.pt', 74.7, 149_691_137),
     'eva02-clip_vit-l-p14': ('EVA02_CLIP_L_psz14_s4B.pt', 79.8, 427_755_457),
     'eva02-clip_vit-l-p14-336px': ('EVA02_CLIP_L_336_psz14_s6B.pt', 80.4, 428_083_137),
+    'eva02-clip_vit-e-p14': ('EVA02_CLIP_E_psz14_s4B.pt', 81.9, 4_704_589_569),
+    'eva02-clip_vit-e-p14-plus': ('EVA02_CLIP_E_psz14_plus_s9B.pt', 82.0, 5_044_889_089),
 }
 
 
