@@ -150,3 +150,31 @@ def test_get_flops_tool(capsys):
     demo_arch = dict(embed_dims=96, num_layers=4, num_heads=3, feedforward_channels=384)
     # + LayerNorms: 5 per element (fvcore), 8 block norms + final, 65 tokens x 96
     assert total == vit_flops(demo_arch, 112, 14) + 2 * 5 * 65 * 96 * 9
+
+
+def _measure_small_step_after_big_peak():
+    """Child process body: hold 512 MiB once, free it, then measure a 16 MiB step."""
+    from projects.eva.analysis.measure import extra_peak_rss
+    big = torch.ones(2 ** 27)  # 512 MiB
+    big.add_(1)
+    del big
+    return extra_peak_rss(lambda: torch.ones(2 ** 22).add_(1))  # 16 MiB
+
+
+@pytest.mark.skipif(not osp.exists('/proc/self/clear_refs'), reason='Linux only')
+def test_extra_peak_rss_ignores_earlier_peaks():
+    """The memory benchmark measured 5471 MiB for a 493 MiB step: ru_maxrss remembered the
+    parent's RSS across exec. The high-water mark is now reset before the step, in-process
+    and in a subprocess whose parent holds a large tensor."""
+    import subprocess
+    import sys
+    extra = _measure_small_step_after_big_peak()
+    assert 8 * 2 ** 20 < extra < 128 * 2 ** 20, extra / 2 ** 20
+    held = torch.ones(2 ** 27).add_(1)  # the parent holds 512 MiB while the child starts
+    code = ('from projects.eva.analysis.measure import extra_peak_rss; import torch; '
+            'print(extra_peak_rss(lambda: torch.ones(2 ** 22).add_(1)))')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         check=True, cwd=osp.dirname(osp.dirname(__file__)))
+    del held
+    child = int(out.stdout.split()[-1])
+    assert 8 * 2 ** 20 < child < 128 * 2 ** 20, child / 2 ** 20

@@ -10,6 +10,9 @@ from projects.eva.apis.model_index import (ROOT, get_model_info, load_index,
                                            readme_with_table, results_markdown)
 
 MODELS = [m.name for m in load_index().values()]
+# where the official files are: EVA-01 (BAAI/EVA), EVA-02-CLIP (QuanSun/EVA-CLIP)
+RELEASE_URLS = ('https://huggingface.co/BAAI/EVA/resolve/main/',
+                'https://huggingface.co/QuanSun/EVA-CLIP/resolve/main/')
 
 
 def test_index_is_openmmlab_format():
@@ -39,7 +42,7 @@ def test_list_and_get_info():
 @pytest.mark.parametrize('name', MODELS)
 def test_entry_builds_on_meta_with_its_parameter_count(name, tmp_path):
     info = get_model_info(name)
-    assert info.weights_url.startswith('https://huggingface.co/BAAI/EVA/resolve/main/')
+    assert info.weights_url.startswith(RELEASE_URLS)
     if info.converter:
         assert info.converter.startswith('python tools/model_converters/eva_to_mm.py ' +
                                          info.weight_file + ' ')

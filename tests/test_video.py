@@ -249,7 +249,7 @@ def test_convert_official_video_checkpoint_round_trip(tiny_arch, tmp_path):
 
 
 def test_image_checkpoint_initialises_video_model(tiny_arch, tmp_path):
-    from projects.eva.converters.video import convert_for_video
+    from projects.eva.converters import convert_checkpoint
     sd = _official_video_sd(tiny_arch, frames=1, classes=3)
     sd['patch_embed.proj.weight'] = sd['patch_embed.proj.weight'][:, :, 0]
     for k in ('fc_norm.weight', 'fc_norm.bias', 'head.weight', 'head.bias'):
@@ -259,7 +259,7 @@ def test_image_checkpoint_initialises_video_model(tiny_arch, tmp_path):
                'norm.bias': torch.randn(dim), 'lm_head.weight': torch.randn(16, dim),
                'lm_head.bias': torch.randn(16)})  # eva_psz14.pt layout (MIM)
     torch.save({'model': sd}, tmp_path / 'eva_psz14.pt')
-    out = convert_for_video(str(tmp_path / 'eva_psz14.pt'), num_frames=8)
+    out = convert_checkpoint(str(tmp_path / 'eva_psz14.pt'), num_frames=8)
     assert out['meta']['source_format'].startswith('eva01-mim')
     model = _video_model(tiny_arch, frames=8)
     res = model.load_state_dict(out['state_dict'], strict=False)
@@ -268,8 +268,8 @@ def test_image_checkpoint_initialises_video_model(tiny_arch, tmp_path):
     assert res.unexpected_keys == []
     grid = model.backbone.pos_embed[0, 1:].reshape(8, 4, dim)
     assert all(torch.equal(grid[t], sd['pos_embed'][0, 1:]) for t in range(8))
-    with pytest.raises(ValueError, match='give num_frames'):
-        convert_for_video(str(tmp_path / 'eva_psz14.pt'))
+    with pytest.raises(ValueError, match='num_frames must be >= 1'):
+        convert_checkpoint(str(tmp_path / 'eva_psz14.pt'), num_frames=0)
 
 
 def test_build_k722_dedups_leaks_and_maps(tmp_path):

@@ -5,38 +5,14 @@
 # Paper: 86.462 (224), 86.498 (336, lr 0.6).
 # Init: tools/model_converters/eva_to_mm.py eva_clip_psz14_vision_enc.pt checkpoints/eva/eva_clip_vision_enc_mm.pth --format eva-clip-vision
 # (the released probe itself: eva_to_mm.py eva_clip_vis_enc_sz224_lincls_86p5.pth X.pth -> load_from / tools/test.py)
-_base_ = './_base_/eva_cls_runtime.py'
+_base_ = './_base_/in1k_data.py'
 
 img_size = 224
-data_preprocessor = dict(num_classes=1000, mean={{_base_.clip_mean}}, std={{_base_.clip_std}},
-                         to_rgb=True)
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='RandomResizedCrop', scale=img_size, backend='pillow', interpolation='bicubic'),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='PackInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='ResizeEdge', scale=img_size, edge='short', backend='pillow',
-         interpolation='bicubic'),
-    dict(type='CenterCrop', crop_size=img_size),
-    dict(type='PackInputs'),
-]
-train_dataloader = dict(
-    batch_size=400, num_workers=10, persistent_workers=True, pin_memory=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='default_collate'),
-    dataset=dict(type='ImageNet', data_root='data/imagenet', split='train',
-                 pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=400, num_workers=10, persistent_workers=True, pin_memory=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='default_collate'),
-    dataset=dict(type='ImageNet', data_root='data/imagenet', split='val',
-                 pipeline=test_pipeline))
-val_evaluator = dict(type='Accuracy', topk=(1, 5))
-test_dataloader, test_evaluator = val_dataloader, val_evaluator
+train_pipeline = {{_base_.in1k_pipelines.eva01_linear_probe_224.train}}
+test_pipeline = {{_base_.in1k_pipelines.eva01_linear_probe_224.test}}
+train_dataloader = dict(batch_size=400, dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(batch_size=400, dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
 
 model = dict(
     type='ImageClassifier',

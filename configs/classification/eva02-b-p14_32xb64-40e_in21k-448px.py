@@ -7,16 +7,7 @@ _base_ = './_base_/eva02-p14_finetune.py'
 img_size = 448
 num_classes = 21841
 data_preprocessor = dict(num_classes=num_classes)
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='RandomResizedCrop', scale=img_size, crop_ratio_range=(0.2, 1.0),
-         backend='pillow', interpolation='bicubic'),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='RandAugment', policies='timm_increasing', num_policies=2, total_level=10,
-         magnitude_level=9, magnitude_std=0.5,
-         hparams=dict(pad_val=[104, 117, 123], interpolation='bicubic')),  # CLIP mean, BGR
-    dict(type='PackInputs'),
-]
+train_pipeline = {{_base_.in1k_pipelines.eva02_in21k_448.train}}
 train_dataloader = dict(
     batch_size=64,
     dataset=dict(type='ImageNet21k', data_root='data/imagenet21k', split='train',

@@ -21,18 +21,9 @@ batch_size = 1  # per GPU
 
 num_classes = len(classes)
 metainfo = dict(classes=classes)
-norm_cfg = dict(type='LN2d', eps=1e-6)
 model = dict(backbone=dict(init_cfg=None), roi_head=dict(  # all weights come from load_from
-    bbox_head=[  # the base's three stage heads with num_classes (a list replaces the base's)
-        dict(type='Shared4Conv1FCBBoxHead', in_channels=256, conv_out_channels=256,
-             fc_out_channels=1024, roi_feat_size=7, num_classes=num_classes,
-             norm_cfg=norm_cfg, reg_class_agnostic=True,
-             bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0., 0., 0., 0.],
-                             target_stds=stds),
-             loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
-             loss_bbox=dict(type='L1Loss', loss_weight=1.0))
-        for stds in ([0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1],
-                     [1 / 30, 1 / 30, 1 / 15, 1 / 15])],
+    # the base's three stage heads with num_classes (a list replaces the base's, so copy it)
+    bbox_head=[dict(head, num_classes=num_classes) for head in _base_.model.roi_head.bbox_head],
     mask_head=dict(num_classes=num_classes)))
 train_dataloader = dict(
     batch_size=batch_size,

@@ -17,24 +17,8 @@ model = dict(
         test_pad_size=(image_size, image_size)),
     backbone=dict(img_size=image_size, with_cp=True, frozen_stages=frozen_blocks))
 optim_wrapper = dict(type='AmpOptimWrapper', dtype='bfloat16')
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='RandomResize', scale=(image_size, image_size), ratio_range=(0.1, 2.0),
-         keep_ratio=True),
-    dict(type='RandomCrop', crop_type='absolute_range', crop_size=(image_size, image_size),
-         recompute_bbox=True, allow_negative_crop=True),
-    dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2)),
-    dict(type='PackDetInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(image_size, image_size), keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
-]
+train_pipeline = {{_base_.lsj.mask1024.train}}  # the recipe's LSJ at image_size
+test_pipeline = {{_base_.lsj.mask1024.test}}
 train_dataloader = dict(batch_size=1, dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader

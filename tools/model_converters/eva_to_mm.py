@@ -1,6 +1,8 @@
-"""Convert a released EVA-01 (or timm / mmpretrain) checkpoint for this project's models.
+"""Convert a released EVA-01 / EVA-02 (or timm / mmpretrain) checkpoint for this project's
+models.
 
     python tools/model_converters/eva_to_mm.py SRC DST [--patch-size 16] [--format NAME]
+        [--num-frames T] [--no-ema]
 
 The format is detected from the keys and shapes (see ``projects/eva/converters``); a
 checkpoint that fits several formats, or none, is an error that lists the known names, and
@@ -8,7 +10,10 @@ checkpoint that fits several formats, or none, is an error that lists the known 
 backbone keys prefixed ``backbone.``, ready for ``load_from=DST`` or
 ``init_cfg=dict(type='Pretrained', checkpoint=DST, prefix='backbone.')``.
 ``--patch-size 16`` applies EVA-01's 14 -> 16 patch conversion (bicubic kernel resize, no
-rescale; pos-embed 16x16 -> 14x14), used for detection and segmentation.
+rescale; pos-embed 16x16 -> 14x14), used for detection and segmentation. ``--num-frames T``
+turns an image checkpoint into the initial weights of a T-frame video model. EMA weights
+(``model_ema``, detectron2's ``ema_state``) are taken when the file has them, as timm does;
+``--no-ema`` takes the trained weights. SRC may be a ``.safetensors`` file (timm / HF hub).
 """
 import argparse
 import os
@@ -64,11 +69,16 @@ def main(argv=None):
     parser.add_argument('--fed-loss-class-freq', default=None, metavar='JSON',
                         help='LVIS detector: check the checkpoint\'s fed_loss_cls_weights '
                              'against image_count ** 0.5 from this cat-info / LVIS train json')
+    parser.add_argument('--num-frames', type=int, default=None, metavar='T',
+                        help='initial weights of a T-frame video model from an image '
+                             'checkpoint (position table tiled over the frames)')
+    parser.add_argument('--no-ema', action='store_true',
+                        help='take the trained weights of a file that also holds EMA ones')
     args = parser.parse_args(argv)
-    if args.format is not None and args.format not in format_names():
+    if args.format is not None and args.format not in format_names(aliases=True):
         parser.error(f'unknown --format {args.format!r}; known formats: {format_names()}')
     check_paths(args.src, args.dst)
-    options = {}
+    options = dict(num_frames=args.num_frames, ema=not args.no_ema)
     if args.fed_loss_class_freq:
         options['fed_loss_class_freq'] = args.fed_loss_class_freq
     try:
@@ -81,7 +91,9 @@ def main(argv=None):
     sd = out['state_dict']
     for key, reason in out['meta'].get('dropped', {}).items():
         print(f'dropped {key}: {reason}')
-    print(f'{args.src}: {out["meta"]["source_format"]} -> {args.dst} '
+    weights = out['meta'].get('weights')
+    print(f'{args.src}: {out["meta"]["source_format"]}'
+          f'{f" ({weights} weights)" if weights else ""} -> {args.dst} '
           f'({len(sd)} tensors, {sum(v.numel() for v in sd.values()):,} values)')
 
 

@@ -1,10 +1,12 @@
 """Collect the zero-shot top-1 of the 12 EVA-CLIP benchmarks into EVA's summary table.
 
     python -m projects.eva.clip.report work_dirs/eva-clip_vit-g-p14_zeroshot-cls_*
+    python -m projects.eva.clip.report work_dirs/eva02-clip_vit-l-p14-336px_zeroshot-cls_*
 
 Each argument is the work dir of one ``tools/test.py`` run of a ``configs/clip/*zeroshot-cls_*``
-config (the benchmark is read from the name suffix); the newest ``<timestamp>/<timestamp>.json``
-there holds its ``accuracy/top1``. Prints per-benchmark top-1 next to EVA-01's, the
+config (the model is the name before ``_zeroshot-cls_``, the benchmark its suffix); the newest
+``<timestamp>/<timestamp>.json`` there holds its ``accuracy/top1``. Prints per-benchmark top-1
+next to that model's released numbers (the model index, ``configs/clip/metafile.yml``), the
 ImageNet-family average, the robustness gap Δ and the 12-benchmark average.
 """
 import argparse
@@ -12,7 +14,7 @@ import glob
 import json
 import os.path as osp
 import sys
-from typing import Dict
+from typing import Dict, Optional
 
 from .zero_shot import PAPER_TOP1, TWELVE, summarize
 
@@ -21,6 +23,25 @@ SUFFIX_TO_BENCHMARK = {
     'in1k-r': 'imagenet-r', 'in1k-sketch': 'imagenet-sketch', 'objectnet': 'objectnet',
     'cifar10': 'cifar10', 'cifar100': 'cifar100', 'ucf101': 'ucf101', 'k400': 'kinetics400',
     'k600': 'kinetics600', 'k700': 'kinetics700'}
+
+
+def model_of(work_dir: str) -> str:
+    """``eva02-clip_vit-b-p16`` for ``.../eva02-clip_vit-b-p16_zeroshot-cls_in1k``."""
+    return osp.basename(osp.normpath(work_dir)).rsplit('_zeroshot-cls_', 1)[0]
+
+
+def released_top1(model: str) -> Dict[str, float]:
+    """The released zero-shot top-1 of ``model`` per benchmark, from the model index entries
+    whose config is ``configs/clip/<model>_zeroshot-cls_<suffix>.py`` (empty when unknown)."""
+    from ..apis.model_index import load_index
+    out = {}
+    for info in load_index().values():
+        name = osp.basename(info.config)
+        if name.startswith(model + '_zeroshot-cls_'):
+            for r in info.results:
+                if 'Top 1 Accuracy' in r['Metrics']:
+                    out[benchmark_of(name[:-len('.py')])] = float(r['Metrics']['Top 1 Accuracy'])
+    return out
 
 
 def benchmark_of(work_dir: str) -> str:
@@ -46,11 +67,14 @@ def collect(work_dirs) -> Dict[str, float]:
     return {benchmark_of(d): read_top1(d) for d in work_dirs}
 
 
-def format_table(top1: Dict[str, float]) -> str:
-    rows = ['| benchmark | top-1 | EVA-01 |', '|---|---|---|']
+def format_table(top1: Dict[str, float], released: Optional[Dict[str, float]] = None,
+                 label: str = 'EVA-01') -> str:
+    """``released``: the paper column (default: EVA-01-CLIP's numbers)."""
+    released = PAPER_TOP1 if released is None else released
+    rows = [f'| benchmark | top-1 | {label} |', '|---|---|---|']
     for name in TWELVE:
         ours = f'{top1[name]:.2f}' if name in top1 else '-'
-        paper = f'{PAPER_TOP1[name]:.2f}' if name in PAPER_TOP1 else '-'
+        paper = f'{released[name]:.2f}' if name in released else '-'
         rows.append(f'| {name} | {ours} | {paper} |')
     summary = summarize(top1)
     for key, label in (('imagenet_family_avg', 'avg IN-1K/V2/A/R/Sketch/ObjectNet'),
@@ -66,7 +90,12 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('work_dirs', nargs='+')
     args = parser.parse_args(argv)
-    print(format_table(collect(args.work_dirs)))
+    models = sorted({model_of(d) for d in args.work_dirs})
+    if len(models) != 1:
+        parser.error(f'the work dirs are runs of {len(models)} models {models}: report one '
+                     'model at a time')
+    print(format_table(collect(args.work_dirs), released_top1(models[0]),
+                       f'released ({models[0]})'))
 
 
 if __name__ == '__main__':

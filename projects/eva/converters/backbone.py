@@ -5,81 +5,141 @@ Every source tensor is either mapped or dropped for a stated reason; a key no ru
 an error, so nothing is lost silently.
 """
 import re
-from typing import Dict, Optional, Sequence
+from typing import Callable, Dict, NamedTuple, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 
-from . import register_format
+from ..models.vit_adapt import change_patch_size, drop_rope_tables
+from . import drop_rope, register_format, rename_keys, require_mapped
 
-EVA_BLOCK_KEY = re.compile(
-    r'^blocks\.\d+\.(norm1|norm2)\.(weight|bias)$|'
-    r'^blocks\.\d+\.attn\.(qkv\.weight|q_bias|v_bias|proj\.weight|proj\.bias)$|'
-    r'^blocks\.\d+\.mlp\.(fc1|fc2)\.(weight|bias)$')
 EVA_EMBED_KEYS = ('cls_token', 'pos_embed', 'patch_embed.proj.weight', 'patch_embed.proj.bias')
-BLOCK_ITEMS = ('norm1.weight', 'norm1.bias', 'norm2.weight', 'norm2.bias', 'attn.qkv.weight',
-               'attn.q_bias', 'attn.v_bias', 'attn.proj.weight', 'attn.proj.bias',
-               'mlp.fc1.weight', 'mlp.fc1.bias', 'mlp.fc2.weight', 'mlp.fc2.bias')
+BLOCK_KEY = re.compile(r'^blocks\.(\d+)\.(.+)$')
 
 
-EVA02_HINT = re.compile(r'fc1_[gx]|mlp\.norm|w12|w3|ffn_ln|rope|q_proj|k_proj|v_proj')
+class BlockLayout(NamedTuple):
+    """One family's transformer block (the official names, which ``EVAViT`` keeps): its name
+    in messages, the block-0 tensor that identifies it, its MLP width and the shape of every
+    tensor of a block of width ``dim`` and MLP width ``hidden``."""
+    name: str
+    marker: str
+    hidden: Callable[[Dict[str, torch.Tensor]], int]
+    shapes: Callable[[int, int], Dict[str, tuple]]
+    hint: Optional[Tuple['re.Pattern', str]] = None  # (an item of another family, why)
+
+    @property
+    def items(self) -> Tuple[str, ...]:
+        return tuple(self.shapes(1, 1))
 
 
-def eva01_vit_problem(sd: Dict[str, torch.Tensor], prefix: str = '', kernel_ndim: int = 4,
-                      extra_block_items: Sequence[str] = ()) -> Optional[str]:
-    """Why the tensors under ``prefix`` are not an EVA-01 ViT (None when they are).
+def _attn_norms(d):
+    return {'norm1.weight': (d, ), 'norm1.bias': (d, ), 'norm2.weight': (d, ),
+            'norm2.bias': (d, ), 'attn.q_bias': (d, ), 'attn.v_bias': (d, ),
+            'attn.proj.weight': (d, d), 'attn.proj.bias': (d, )}
 
-    EVA-01's block, and nothing else: pre-LN, fused ``qkv`` (3C x C) with separate q/v
-    biases, a plain GELU MLP whose ``fc2`` takes exactly ``fc1``'s width, every block
-    complete. EVA-02 (RoPE, fused SwiGLU ``fc1`` of 2x the hidden width, sub-LN) and BEiT
-    variants differ in these keys or shapes; ``extra_block_items`` admits the per-block
-    tensors a release adds on purpose (ViTDet's ``attn.rel_pos_h``, BEiT rel-pos tables).
-    """
+
+# EVA-01: pre-LN, fused qkv with separate q/v biases, GELU MLP whose fc2 takes fc1's width
+EVA01_BLOCK = BlockLayout(
+    'EVA-01', 'attn.qkv.weight', lambda b: b['mlp.fc1.weight'].shape[0],
+    lambda d, h: {**_attn_norms(d), 'attn.qkv.weight': (3 * d, d), 'mlp.fc1.weight': (h, d),
+                  'mlp.fc1.bias': (h, ), 'mlp.fc2.weight': (d, h), 'mlp.fc2.bias': (d, )},
+    (re.compile(r'fc1_[gx]|mlp\.norm|w12|w3|ffn_ln|rope|q_proj|k_proj|v_proj'),
+     'SwiGLU / sub-LN / RoPE: an EVA-02 layout'))
+# EVA-02 Ti/S (asuka): fused qkv, fused SwiGLU w12 (2H x D, gate rows first) + w3
+EVA02_FUSED_BLOCK = BlockLayout(
+    'EVA-02 Ti/S', 'mlp.w12.weight', lambda b: b['mlp.w12.weight'].shape[0] // 2,
+    lambda d, h: {**_attn_norms(d), 'attn.qkv.weight': (3 * d, d), 'mlp.w12.weight': (2 * h, d),
+                  'mlp.w12.bias': (2 * h, ), 'mlp.w3.weight': (d, h), 'mlp.w3.bias': (d, )})
+# EVA-02 B/L (asuka / det / seg): separate q/k/v, naive SwiGLU w1/w2 + sub-LN ffn_ln + w3
+EVA02_SPLIT_BLOCK = BlockLayout(
+    'EVA-02 B/L', 'attn.q_proj.weight', lambda b: b['mlp.w1.weight'].shape[0],
+    lambda d, h: {**_attn_norms(d), 'attn.q_proj.weight': (d, d), 'attn.k_proj.weight': (d, d),
+                  'attn.v_proj.weight': (d, d), 'mlp.w1.weight': (h, d), 'mlp.w1.bias': (h, ),
+                  'mlp.w2.weight': (h, d), 'mlp.w2.bias': (h, ), 'mlp.ffn_ln.weight': (h, ),
+                  'mlp.ffn_ln.bias': (h, ), 'mlp.w3.weight': (d, h), 'mlp.w3.bias': (d, )},
+    (re.compile(r'inner_attn_ln'), 'an EVA-02-CLIP tower: converters/eva02_clip.py'))
+EVA02_BLOCKS = (EVA02_SPLIT_BLOCK, EVA02_FUSED_BLOCK)
+BLOCK_ITEMS = EVA01_BLOCK.items
+
+
+def vit_problem(sd: Dict[str, torch.Tensor], prefix: str = '',
+                layouts: Sequence[BlockLayout] = (EVA01_BLOCK, ), kernel_ndim: int = 4,
+                extra_block_items: Sequence[str] = ()) -> Optional[str]:
+    """Why the tensors under ``prefix`` are not a ViT with blocks of one of ``layouts`` (None
+    when they are): the layout's tensors and nothing else in every block, every block
+    complete, shapes of one width. ``extra_block_items`` admits the per-block tensors a
+    release adds on purpose (ViTDet's ``attn.rel_pos_h``, BEiT rel-pos tables)."""
     kernel = sd.get(prefix + 'patch_embed.proj.weight')
-    for key in (prefix + 'patch_embed.proj.weight', prefix + 'blocks.0.attn.qkv.weight'):
-        if key not in sd:
-            return f'no {key}'
+    if kernel is None:
+        return f'no {prefix}patch_embed.proj.weight'
+    layout = next((lay for lay in layouts if prefix + 'blocks.0.' + lay.marker in sd), None)
+    if layout is None:
+        return f'no {prefix}blocks.0.{layouts[0].marker}'
     if kernel.ndim != kernel_ndim:
         return (f'{prefix}patch_embed.proj.weight is {kernel.ndim}-D, expected '
                 f'{kernel_ndim}-D')
-    dim = kernel.shape[0]
+    dim, allowed = kernel.shape[0], set(layout.items) | set(extra_block_items)
     blocks: Dict[int, Dict[str, torch.Tensor]] = {}
     for k, v in sd.items():
         if k.startswith(prefix + 'blocks.'):
             idx, _, item = k[len(prefix) + len('blocks.'):].partition('.')
-            if not idx.isdigit() or (item not in BLOCK_ITEMS and item not in extra_block_items):
-                hint = ' (SwiGLU / sub-LN / RoPE: an EVA-02 layout)' if EVA02_HINT.search(item) \
+            if not idx.isdigit() or item not in allowed:
+                hint = f' ({layout.hint[1]})' if layout.hint and layout.hint[0].search(item) \
                     else ''
-                return f'{k} is not part of an EVA-01 block{hint}'
+                return f'{k} is not part of an {layout.name} block{hint}'
             blocks.setdefault(int(idx), {})[item] = v
     if sorted(blocks) != list(range(len(blocks))):
         return f'block indices {sorted(blocks)} are not 0..{len(blocks) - 1}'
     for i, items in blocks.items():
-        missing = [n for n in BLOCK_ITEMS if n not in items]
+        missing = [n for n in layout.items if n not in items]
         if missing:
             return f'{prefix}blocks.{i} lacks {missing}'
-        hidden = items['mlp.fc1.weight'].shape[0]
-        expected = {'norm1.weight': (dim, ), 'norm1.bias': (dim, ), 'norm2.weight': (dim, ),
-                    'norm2.bias': (dim, ), 'attn.qkv.weight': (3 * dim, dim),
-                    'attn.q_bias': (dim, ), 'attn.v_bias': (dim, ),
-                    'attn.proj.weight': (dim, dim), 'attn.proj.bias': (dim, ),
-                    'mlp.fc1.weight': (hidden, dim), 'mlp.fc1.bias': (hidden, ),
-                    'mlp.fc2.weight': (dim, hidden), 'mlp.fc2.bias': (dim, )}
-        for n, shape in expected.items():
+        hidden = layout.hidden(items)
+        for n, shape in layout.shapes(dim, hidden).items():
             if tuple(items[n].shape) != shape:
                 extra = (' (fc1 twice fc2\'s width: a fused SwiGLU, i.e. EVA-02)'
                          if n == 'mlp.fc2.weight' and items[n].shape[1] * 2 == hidden else '')
-                return (f'{prefix}blocks.{i}.{n} has shape {tuple(items[n].shape)}, an EVA-01 '
-                        f'block of width {dim} has {shape}{extra}')
+                return (f'{prefix}blocks.{i}.{n} has shape {tuple(items[n].shape)}, an '
+                        f'{layout.name} block of width {dim} has {shape}{extra}')
     pos = sd.get(prefix + 'pos_embed')
     if pos is None or pos.ndim != 3 or pos.shape[-1] != dim:
         return f'{prefix}pos_embed is missing or not (1, N, {dim})'
     return None
 
 
-def _is_eva01_layout(sd: Dict[str, torch.Tensor]) -> bool:
-    """An EVA-01 *image* ViT (video checkpoints have a 5-D patch kernel: converters/video.py)."""
-    return 'patch_embed.proj.weight' in sd and eva01_vit_problem(sd) is None
+def eva01_vit_problem(sd: Dict[str, torch.Tensor], prefix: str = '', kernel_ndim: int = 4,
+                      extra_block_items: Sequence[str] = ()) -> Optional[str]:
+    """:func:`vit_problem` for EVA-01 blocks (EVA-02 and BEiT variants differ in their keys
+    or shapes: a fused SwiGLU ``fc1`` has twice ``fc2``'s width)."""
+    return vit_problem(sd, prefix, (EVA01_BLOCK, ), kernel_ndim, extra_block_items)
+
+
+def eva02_vit_problem(sd: Dict[str, torch.Tensor], prefix: str = '') -> Optional[str]:
+    """:func:`vit_problem` for the official EVA-02 blocks (B/L or Ti/S), its stored RoPE
+    tables aside (they are dropped: EVAViT computes them)."""
+    return vit_problem(drop_rope_tables(sd), prefix, EVA02_BLOCKS)
+
+
+def is_vit_key(name: str, block_items: Sequence[str] = BLOCK_ITEMS) -> bool:
+    """An embedding key or a ``blocks.N.<item>`` key of a ViT with these block items."""
+    m = BLOCK_KEY.match(name)
+    return name in EVA_EMBED_KEYS or bool(m and m[2] in block_items)
+
+
+class Family(NamedTuple):
+    """EVA-01 or EVA-02: how its ViT is recognised and which block tensors it has."""
+    name: str
+    problem: Callable[[Dict[str, torch.Tensor]], Optional[str]]
+    block_items: Tuple[str, ...]
+    stored_rope: bool = False  # EVA-02's files hold RoPE tables (dropped)
+
+    def tensors(self, sd: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """What detection looks at: the checkpoint without its stored RoPE tables."""
+        return drop_rope_tables(sd) if self.stored_rope else sd
+
+
+EVA01 = Family('EVA-01', eva01_vit_problem, BLOCK_ITEMS)
+EVA02 = Family('EVA-02', eva02_vit_problem,
+               tuple(dict.fromkeys(EVA02_SPLIT_BLOCK.items + EVA02_FUSED_BLOCK.items)), True)
 
 
 def _top_level(sd: Dict[str, torch.Tensor]) -> set:
@@ -102,68 +162,45 @@ def _width(sd, prefix='') -> int:
     return sd[prefix + 'patch_embed.proj.weight'].shape[0]
 
 
-def resize_patch_embed(weight: torch.Tensor, patch_size: int) -> torch.Tensor:
-    """EVA-01's 14 -> 16 conversion: plain bicubic resize of the kernel, no rescale."""
-    if weight.shape[-1] == patch_size:
-        return weight
-    return F.interpolate(weight.float(), size=(patch_size, patch_size), mode='bicubic',
-                         align_corners=False)
-
-
-def resize_pos_embed_grid(pos: torch.Tensor, grid: int) -> torch.Tensor:
-    """Bicubic resize of a (1, 1 + s*s, C) table to ``grid`` x ``grid`` (cls slot kept)."""
-    from ..models.eva_vit import resize_pos_embed
-    side = int(round((pos.shape[1] - 1) ** 0.5))
-    if side * side != pos.shape[1] - 1:
-        raise ValueError(f'pos_embed with {pos.shape[1]} tokens is not cls + square grid')
-    return resize_pos_embed(pos.float(), (side, side), (grid, grid), num_extra_tokens=1)
-
-
-def change_patch_size(sd: Dict[str, torch.Tensor], patch_size: Optional[int],
-                      prefix: str = 'backbone.') -> Dict[str, torch.Tensor]:
-    """Apply ``--patch-size``: kernel resized and the pos grid kept at the pretraining image
-    size (224 px -> 14 x 14 at patch 16), exactly ``interpolate_patch_14to16.py``."""
-    key = prefix + 'patch_embed.proj.weight'
-    if not patch_size or key not in sd or sd[key].shape[-1] == patch_size:
-        return sd
-    src_patch = sd[key].shape[-1]
-    sd[key] = resize_patch_embed(sd[key], patch_size)
-    pos_key = prefix + 'pos_embed'
-    if pos_key in sd:
-        side = int(round((sd[pos_key].shape[1] - 1) ** 0.5))
-        sd[pos_key] = resize_pos_embed_grid(sd[pos_key], side * src_patch // patch_size)
-    return sd
-
-
-def map_eva01_vit(sd: Dict[str, torch.Tensor], out: Dict[str, torch.Tensor],
-                  prefix: str = 'backbone.') -> set:
-    """Copy the transformer keys (already named like ``EVAViT``); returns the keys used."""
-    used = set()
-    for k, v in sd.items():
-        if k in EVA_EMBED_KEYS or EVA_BLOCK_KEY.match(k):
-            out[prefix + k] = v
-            used.add(k)
-    missing = [k for k in EVA_EMBED_KEYS[1:] if k not in sd]
-    if missing:
-        raise KeyError(f'EVA ViT checkpoint lacks {missing}')
-    return used
-
-
-def _check_all_used(sd, used, fmt):
-    left = sorted(set(sd) - used)
-    if left:
-        raise KeyError(f'{fmt}: {len(left)} source tensors have no mapping: {left[:10]}')
-
-
-def _vit_explain(sd, prefix=''):
-    """For near-miss reports: an EVA-like ViT that is not EVA-01's (e.g. EVA-02)."""
-    if prefix + 'blocks.0.attn.qkv.weight' in sd or prefix + 'blocks.0.attn.q_bias' in sd:
-        return eva01_vit_problem(sd, prefix)
-    return None
+def _is_image_vit(sd, family: Family = EVA01) -> bool:
+    """An *image* ViT of ``family`` (EVA-01 video checkpoints have a 5-D kernel: video.py)."""
+    return 'patch_embed.proj.weight' in sd and family.problem(sd) is None
 
 
 def _only(sd, allowed: set) -> bool:
     return _top_level(sd) <= allowed
+
+
+def convert_vit(sd: Dict[str, torch.Tensor], fmt: str, extra: Dict[str, str],
+                patch_size: Optional[int] = None, family: Family = EVA01,
+                dropped: Optional[Dict[str, str]] = None) -> Dict[str, torch.Tensor]:
+    """The ViT keys (named like ``EVAViT`` already) -> ``backbone.*``, the keys of ``extra``
+    (source -> target: norms, heads, mask token) renamed, stored RoPE tables dropped (said in
+    ``dropped``), anything else an error; then ``--patch-size``."""
+    out, left = {}, []
+    for k, v in (drop_rope(sd, dropped) if family.stored_rope else sd).items():
+        if is_vit_key(k, family.block_items):
+            out['backbone.' + k] = v
+        elif k in extra:
+            out[extra[k]] = v
+        else:
+            left.append(k)
+    missing = [k for k in EVA_EMBED_KEYS[1:] if k not in sd]
+    if missing:
+        raise KeyError(f'{fmt}: {family.name} ViT checkpoint lacks {missing}')
+    require_mapped(fmt, left)
+    return change_patch_size(out, patch_size)
+
+
+def _vit_explain(sd, prefix='', family: Family = EVA01):
+    """For near-miss reports: an EVA-like ViT that is not this family's."""
+    if any(prefix + f'blocks.0.attn.{n}' in sd for n in ('qkv.weight', 'q_bias', 'q_proj.weight')):
+        return family.problem(sd, prefix)
+    return None
+
+
+def _rename(src: str, dst: str) -> Dict[str, str]:
+    return {f'{src}.{p}': f'{dst}.{p}' for p in ('weight', 'bias')}
 
 
 NORM = {'norm.weight', 'norm.bias'}
@@ -172,11 +209,18 @@ HEAD = {'head.weight', 'head.bias'}
 LM_HEAD = {'lm_head.weight', 'lm_head.bias'}
 LINPROBE_HEAD = {'head.0.running_mean', 'head.0.running_var', 'head.0.num_batches_tracked',
                  'head.1.weight', 'head.1.bias'}
+# -> EVAMIM: backbone with mask token and final norm, head.lm_head
+MIM_KEYS = {'mask_token': 'backbone.mask_token', **_rename('norm', 'backbone.norm'),
+            **_rename('lm_head', 'head.lm_head')}
+# -> ImageClassifier: backbone (+ fc_norm or final norm), head.fc
+CLS_KEYS = {**_rename('fc_norm', 'backbone.fc_norm'), **_rename('norm', 'backbone.norm'),
+            **_rename('head', 'head.fc')}
 
 
-# ------------------------------------------------------------------ EVA-01 MIM
-def _is_eva01_mim(sd):
-    if not _is_eva01_layout(sd) or not _only(sd, {'mask_token'} | NORM | LM_HEAD):
+# ------------------------------------------------------------------ MIM
+def _is_mim(sd, family: Family = EVA01):
+    sd = family.tensors(sd)
+    if not _is_image_vit(sd, family) or not _only(sd, {'mask_token'} | NORM | LM_HEAD):
         return False
     dim = _width(sd)
     return (_linear(sd, 'lm_head', cols=dim)
@@ -184,29 +228,30 @@ def _is_eva01_mim(sd):
             and (not NORM & set(sd) or _norm(sd, 'norm', dim)))
 
 
-@register_format('eva01-mim', _is_eva01_mim, 'eva_psz14.pt, eva_psz14to16.pt', _vit_explain)
-def convert_eva01_mim(sd, patch_size=None, **_):
+@register_format('eva01-mim', _is_mim, 'eva_psz14.pt, eva_psz14to16.pt', _vit_explain)
+def convert_eva01_mim(sd, patch_size=None, dropped=None, **_):
     """-> ``EVAMIM``: backbone (with mask token and final norm) + ``head.lm_head``."""
-    out = {}
-    used = map_eva01_vit(sd, out)
-    for k in ('mask_token', 'norm.weight', 'norm.bias'):
-        if k in sd:
-            out['backbone.' + k] = sd[k]
-            used.add(k)
-    for k in ('lm_head.weight', 'lm_head.bias'):
-        out['head.' + k] = sd[k]
-        used.add(k)
-    _check_all_used(sd, used, 'eva01-mim')
-    return change_patch_size(out, patch_size)
+    return convert_vit(sd, 'eva01-mim', MIM_KEYS, patch_size, EVA01, dropped)
+
+
+@register_format('eva02-mim', lambda sd: _is_mim(sd, EVA02),
+                 'eva02_{Ti,S,B,L}_pt_{in21k,m38m}_p14.pt, eva02_*_pt_*_p14to16.pt '
+                 '(DeepSpeed module, fp16)', lambda sd: _vit_explain(sd, family=EVA02))
+def convert_eva02_mim(sd, patch_size=None, dropped=None, **_):
+    """-> ``EVAMIM`` with an ``eva02-*`` backbone, as EVA-01's: mask token and final norm in
+    the backbone, the 1024-d ``lm_head`` (the EVA-CLIP target width) as ``head.lm_head``; the
+    stored RoPE tables are dropped."""
+    return convert_vit(sd, 'eva02-mim', MIM_KEYS, patch_size, EVA02, dropped)
 
 
 # ------------------------------------------------------------------ classification / timm
-def _is_eva01_cls(sd):
+def _is_cls(sd, family: Family = EVA01):
     """A classifier: ``head`` (K x C) after ``fc_norm`` (mean pooling: EVA-01's fine-tunes,
     timm ``global_pool='avg'``) or after the final ``norm`` (cls token, timm 'token').
     The cls-token layout is also EVA-CLIP's vision tower with its projection: such a
     checkpoint is ambiguous and needs ``--format``."""
-    if not _is_eva01_layout(sd) or not _only(sd, NORM | FC_NORM | HEAD):
+    sd = family.tensors(sd)
+    if not _is_image_vit(sd, family) or not _only(sd, NORM | FC_NORM | HEAD):
         return False
     dim = _width(sd)
     pooled = _norm(sd, 'fc_norm', dim) or (not FC_NORM & set(sd) and _norm(sd, 'norm', dim))
@@ -214,26 +259,24 @@ def _is_eva01_cls(sd):
         and (not NORM & set(sd) or _norm(sd, 'norm', dim))
 
 
-@register_format('eva01-cls', _is_eva01_cls,
+@register_format('eva01-cls', _is_cls,
                  'eva_21k_224px_psz14.pt, eva_21k_1k_*_ema_*.pt, timm Eva (EVA-01) '
                  'classifiers', _vit_explain)
-def convert_eva01_cls(sd, patch_size=None, **_):
+def convert_eva01_cls(sd, patch_size=None, dropped=None, **_):
     """-> ``ImageClassifier``: backbone (+ ``fc_norm`` or final ``norm``) + ``head.fc``.
 
     timm's ``Eva`` uses the same names (its ``k_bias`` is a non-persistent buffer).
     """
-    out = {}
-    used = map_eva01_vit(sd, out)
-    for k in ('fc_norm.weight', 'fc_norm.bias', 'norm.weight', 'norm.bias'):
-        if k in sd:
-            out['backbone.' + k] = sd[k]
-            used.add(k)
-    for k in ('head.weight', 'head.bias'):
-        if k in sd:
-            out['head.fc.' + k.split('.')[1]] = sd[k]
-            used.add(k)
-    _check_all_used(sd, used, 'eva01-cls')
-    return change_patch_size(out, patch_size)
+    return convert_vit(sd, 'eva01-cls', CLS_KEYS, patch_size, EVA01, dropped)
+
+
+@register_format('eva02-cls', lambda sd: _is_cls(sd, EVA02),
+                 'eva02_{Ti,S,B,L}_*_{in1k,in21k,in21k_to_in1k}*.pt (model / module / '
+                 'model_ema: EMA preferred)', lambda sd: _vit_explain(sd, family=EVA02))
+def convert_eva02_cls(sd, patch_size=None, dropped=None, **_):
+    """-> ``ImageClassifier`` with an ``eva02-*`` backbone: ``fc_norm`` (mean pooling) and
+    ``head.fc``; the stored RoPE tables are dropped."""
+    return convert_vit(sd, 'eva02-cls', CLS_KEYS, patch_size, EVA02, dropped)
 
 
 # ------------------------------------------------------------------ EVA-CLIP linear probe
@@ -241,7 +284,7 @@ def _is_eva_clip_linprobe(sd):
     """EVA-01's linear probe of the EVA-CLIP vision encoder: cls token after the final
     ``norm`` -> ``head = Sequential(BatchNorm1d(affine=False), Linear)`` (MAE's
     ``main_linprobe``), i.e. ``head.0`` holds only running statistics."""
-    if not _is_eva01_layout(sd) or _top_level(sd) != NORM | LINPROBE_HEAD:
+    if not _is_image_vit(sd) or _top_level(sd) != NORM | LINPROBE_HEAD:
         return False
     dim = _width(sd)
     return (_norm(sd, 'norm', dim) and _linear(sd, 'head.1', cols=dim)
@@ -255,14 +298,10 @@ def _is_eva_clip_linprobe(sd):
 def convert_eva_clip_linprobe(sd, patch_size=None, **_):
     """-> ``ImageClassifier`` with ``EVALinearProbeHead``: backbone with its final ``norm``,
     ``head.0`` (running mean / var / count) -> ``head.bn``, ``head.1`` -> ``head.fc``."""
-    out = {}
-    used = map_eva01_vit(sd, out)
-    for k in sorted(NORM):
-        out['backbone.' + k] = sd[k]
-    for k in LINPROBE_HEAD:
-        out[k.replace('head.0.', 'head.bn.').replace('head.1.', 'head.fc.')] = sd[k]
-    _check_all_used(sd, used | NORM | LINPROBE_HEAD, 'eva-clip-linprobe')
-    return change_patch_size(out, patch_size)
+    keys = {**_rename('norm', 'backbone.norm'), **_rename('head.1', 'head.fc'),
+            **{f'head.0.{n}': f'head.bn.{n}'
+               for n in ('running_mean', 'running_var', 'num_batches_tracked')}}
+    return convert_vit(sd, 'eva-clip-linprobe', keys, patch_size)
 
 
 # ------------------------------------------------------------------ EVA-CLIP vision tower
@@ -278,7 +317,7 @@ def _is_clip_vision(sd):
     if any(k.startswith('text.') for k in sd):
         return False  # the full EVA-CLIP model: see converters/clip.py
     sd = _strip_visual(sd)
-    if not _is_eva01_layout(sd) or not _only(sd, NORM | HEAD):
+    if not _is_image_vit(sd) or not _only(sd, NORM | HEAD):
         return False
     dim = _width(sd)
     return _norm(sd, 'norm', dim) and (not HEAD & set(sd) or _linear(sd, 'head', cols=dim))
@@ -292,17 +331,10 @@ def convert_eva_clip_vision(sd, patch_size=None, **_):
     1408 -> 1024 CLIP projection ``head`` is kept as ``clip_projection`` (unused by
     classifiers, which train a new head)."""
     sd = _strip_visual(sd)
-    out = {}
-    used = map_eva01_vit(sd, out)
-    for k in ('norm.weight', 'norm.bias'):
-        out['backbone.' + k] = sd[k]
-        used.add(k)
-    for k in ('head.weight', 'head.bias'):
-        if k in sd:
-            out['clip_projection.' + k.split('.')[1]] = sd[k]
-            used.add(k)
-    _check_all_used(sd, used, 'eva-clip vision')
-    return change_patch_size(out, patch_size)
+    if not NORM <= set(sd):
+        raise KeyError('eva-clip vision: the tower lacks its final norm')
+    keys = {**_rename('norm', 'backbone.norm'), **_rename('head', 'clip_projection')}
+    return convert_vit(sd, 'eva-clip vision', keys, patch_size)
 
 
 # ------------------------------------------------------------------ mmpretrain BEiTViT
@@ -322,23 +354,12 @@ MMPRETRAIN_RULES = [
 def _rename_mmpretrain(sd):
     """mmpretrain names -> ours; returns (renamed, unmapped keys, layer-scale / rel-pos keys)."""
     ln2_target = 'backbone.fc_norm.' if 'head.fc.weight' in sd else 'backbone.norm.'
-    out, left, beit_only = {}, [], []
-    for k, v in sd.items():
-        if k.startswith('backbone.ln2.'):
-            out[ln2_target + k.split('.')[-1]] = v
-            continue
-        if re.search(r'layers\.\d+\.gamma_[12]$', k) or 'relative_position' in k:
-            beit_only.append(k)
-            continue
-        for pattern, repl in MMPRETRAIN_RULES:
-            if re.match(pattern, k):
-                out[re.sub(pattern, repl, k)] = v
-                break
-        else:
-            if k in ('lm_head.weight', 'lm_head.bias'):  # eva_to_mmpretrain keeps MIM lm_head
-                out['head.' + k] = v
-            else:
-                left.append(k)
+    beit_only = [k for k in sd if re.search(r'layers\.\d+\.gamma_[12]$', k)
+                 or 'relative_position' in k]
+    rules = MMPRETRAIN_RULES + [(r'^backbone\.ln2\.', ln2_target),
+                                # eva_to_mmpretrain keeps MIM's lm_head
+                                (r'^lm_head\.(weight|bias)$', r'head.lm_head.\1')]
+    out, left = rename_keys({k: v for k, v in sd.items() if k not in beit_only}, rules)
     return out, left, beit_only
 
 
@@ -363,8 +384,7 @@ def convert_mmpretrain_beit(sd, patch_size=None, **_):
         raise KeyError(f'{beit_only[0]}: layer scale / relative position bias are not part of '
                        'EVA-01 (was the BEiTViT built with layer_scale_init_value=0, '
                        'use_rel_pos_bias=False?)')
-    if left:
-        raise KeyError(f'mmpretrain BEiTViT: {len(left)} tensors have no mapping: {left[:10]}')
+    require_mapped('mmpretrain BEiTViT', left)
     return change_patch_size(out, patch_size)
 
 
@@ -374,15 +394,19 @@ OWN_RUN_PREFIXES = ('backbone.', 'head.', 'data_preprocessor.')
 
 def _is_own_image_run(sd):
     """Only backbone + head tensors, named like ``EVAViT``: released checkpoints that also
-    carry ``backbone.blocks`` (the segmentation release has ``decode_head``) do not match."""
+    carry ``backbone.blocks`` (the segmentation release has ``decode_head``) do not match.
+    EVA-01 and EVA-02 Ti/S blocks have a fused ``qkv``, EVA-02 B/L ``q_proj``."""
     kernel = sd.get('backbone.patch_embed.proj.weight')
-    return ('backbone.blocks.0.attn.qkv.weight' in sd and kernel is not None
-            and kernel.ndim == 4 and all(k.startswith(OWN_RUN_PREFIXES) for k in sd))
+    return (any(f'backbone.blocks.0.attn.{n}.weight' in sd for n in ('qkv', 'q_proj'))
+            and kernel is not None and kernel.ndim == 4
+            and all(k.startswith(OWN_RUN_PREFIXES) for k in sd))
 
 
 @register_format('own-run', _is_own_image_run,
                  'this project: EVAMIM / ImageClassifier run with an EVAViT backbone '
-                 '(work_dirs/*/epoch_*.pth)')
+                 '(work_dirs/*/epoch_*.pth)',
+                 aliases=('own-run-eva02', 'this project: EVAMIM / ImageClassifier run with '
+                          'an EVA-02 B/L EVAViT (work_dirs/*/epoch_*.pth)'))
 def convert_own_run(sd, patch_size=None, **_):
     """A checkpoint of our own MIM pretraining or classification fine-tune -> its backbone,
     for transfer (e.g. ``--patch-size 16`` for detection / segmentation, as EVA-01 did with

@@ -16,8 +16,9 @@ from typing import Dict
 
 import torch
 
-from . import register_format
-from .backbone import EVA_BLOCK_KEY, EVA_EMBED_KEYS, change_patch_size, eva01_vit_problem
+from ..models.vit_adapt import change_patch_size
+from . import register_format, require_mapped
+from .backbone import eva01_vit_problem, is_vit_key
 
 TEXT_KEY = re.compile(
     r'^(token_embedding\.weight|positional_embedding|text_projection|ln_final\.(weight|bias)|'
@@ -50,7 +51,7 @@ def convert_eva_clip(sd, patch_size=None, **_):
             out['logit_scale'] = value.reshape(())
         elif key.startswith('visual.'):
             name = key[len('visual.'):]
-            if name in EVA_EMBED_KEYS or EVA_BLOCK_KEY.match(name):
+            if is_vit_key(name):
                 out['backbone.' + name] = value
             elif name in VISUAL_EXTRA:
                 out[VISUAL_EXTRA[name]] = value
@@ -60,8 +61,7 @@ def convert_eva_clip(sd, patch_size=None, **_):
             out[key] = value
         else:
             left.append(key)
-    if left:
-        raise KeyError(f'eva-clip: {len(left)} tensors have no mapping: {left[:10]}')
+    require_mapped('eva-clip', left)
     required = ['backbone.pos_embed', 'backbone.norm.weight', 'clip_projection.weight',
                 'text.text_projection', 'logit_scale']
     missing = [k for k in required if k not in out]

@@ -11,8 +11,8 @@ from typing import Dict, List, Tuple
 
 import torch
 
-from . import register_format
-from .backbone import change_patch_size
+from ..models.vit_adapt import change_patch_size, drop_rope_tables
+from . import register_format, rename_keys, require_mapped
 
 # (pattern, replacement) on timm's names; the first match wins.
 TIMM_EVA02_RULES: List[Tuple[str, str]] = [
@@ -33,7 +33,6 @@ TIMM_EVA02_RULES: List[Tuple[str, str]] = [
     (r'^blocks\.(\d+)\.mlp\.norm\.(weight|bias)$', r'backbone.blocks.\1.mlp.ffn_ln.\2'),
     (r'^(norm|fc_norm)\.(weight|bias)$', r'backbone.\1.\2'),
 ]
-ROPE_KEY = re.compile(r'(^|\.)rope(_win|_glb)?\.freqs_(cos|sin)$|(^|\.)rope\.(pos_embed|bands)$')
 
 
 def _is_timm_eva02(sd: Dict[str, torch.Tensor]) -> bool:
@@ -46,29 +45,19 @@ def _is_timm_eva02(sd: Dict[str, torch.Tensor]) -> bool:
         and fc1.shape[0] == 2 * fc2.shape[1]
 
 
-@register_format('timm eva02_* (classifiers, MIM encoders, *_clip vision towers)',
-                 _is_timm_eva02)
+@register_format('timm-eva02', _is_timm_eva02,
+                 'timm eva02_* (classifiers, MIM encoders, *_clip vision towers)',
+                 aliases=('timm eva02_* (classifiers, MIM encoders, *_clip vision towers)',))
 def convert_timm_eva02(sd, patch_size=None, **_):
     """-> ``ImageClassifier`` (``backbone.*`` + ``head.fc``) for the mean-pooled classifiers
     (``fc_norm``), or backbone + final ``norm`` + ``clip_projection`` for the token-pooled
-    CLIP towers (timm ``global_pool='token'``: no ``fc_norm``)."""
-    out, left = {}, []
-    for k, v in sd.items():
-        if ROPE_KEY.search(k):
-            continue  # RoPE tables: recomputed by EVAViT for every grid
-        if k in ('head.weight', 'head.bias'):
-            dst = 'clip_projection.' if 'fc_norm.weight' not in sd and 'norm.weight' in sd \
-                else 'head.fc.'
-            out[dst + k.split('.')[1]] = v
-            continue
-        for pattern, repl in TIMM_EVA02_RULES:
-            if re.match(pattern, k):
-                out[re.sub(pattern, repl, k)] = v
-                break
-        else:
-            left.append(k)
-    if left:
-        raise KeyError(f'timm eva02: {len(left)} source tensors have no mapping: {left[:10]}')
+    CLIP towers (timm ``global_pool='token'``: no ``fc_norm``). RoPE tables are dropped
+    (recomputed by EVAViT for every grid)."""
+    head = 'clip_projection.' if 'fc_norm.weight' not in sd and 'norm.weight' in sd \
+        else 'head.fc.'
+    out, left = rename_keys(drop_rope_tables(sd),
+                            TIMM_EVA02_RULES + [(r'^head\.(weight|bias)$', head + r'\1')])
+    require_mapped('timm-eva02', left)
     return change_patch_size(out, patch_size)
 
 
@@ -90,18 +79,17 @@ MMPRETRAIN_EVA02_RULES: List[Tuple[str, str]] = [
 ]
 
 
-@register_format('mmpretrain ViTEVA02 (vit-*-p14_eva02-*, eva02_to_mmpretrain.py)',
-                 _is_mmpretrain_eva02)
+@register_format('mmpretrain-eva02', _is_mmpretrain_eva02,
+                 'mmpretrain ViTEVA02 (vit-*-p14_eva02-*, eva02_to_mmpretrain.py)',
+                 aliases=('mmpretrain ViTEVA02 (vit-*-p14_eva02-*, eva02_to_mmpretrain.py)',))
 def convert_mmpretrain_eva02(sd, patch_size=None, **_):
     """mmpretrain fuses q/k/v (with a full bias whose k part the official weights leave at 0)
     and the SwiGLU ``w12`` in every size. With sub-LN (``mlp.norm``, B/L) both are split into
     EVA-02's ``q_proj``/``k_proj``/``v_proj`` and ``w1``/``w2``; the stored RoPE tables are
     dropped (recomputed with the official formula, docs/eva02.md)."""
     sub_ln = 'backbone.layers.0.mlp.norm.weight' in sd
-    out, left = {}, []
-    for k, v in sd.items():
-        if ROPE_KEY.search(k):
-            continue
+    out, rest = {}, {}
+    for k, v in drop_rope_tables(sd).items():
         m = re.match(r'^backbone\.layers\.(\d+)\.(attn\.qkv|mlp\.w12)\.(weight|bias)$', k)
         if m:
             dst = f'backbone.blocks.{m.group(1)}.'
@@ -123,32 +111,8 @@ def convert_mmpretrain_eva02(sd, patch_size=None, **_):
                 out[dst + f'mlp.w1.{m.group(3)}'], out[dst + f'mlp.w2.{m.group(3)}'] = w1, w2
             else:
                 out[dst + f'mlp.w12.{m.group(3)}'] = v
-            continue
-        for pattern, repl in MMPRETRAIN_EVA02_RULES:
-            if re.match(pattern, k):
-                out[re.sub(pattern, repl, k)] = v
-                break
         else:
-            left.append(k)
-    if left:
-        raise KeyError(f'mmpretrain ViTEVA02: {len(left)} source tensors have no mapping: '
-                       f'{left[:10]}')
-    return change_patch_size(out, patch_size)
-
-
-# ------------------------------------------------------------------ this project's EVA-02 runs
-def _is_own_eva02_split_run(sd: Dict[str, torch.Tensor]) -> bool:
-    """Our EVA-02 B/L runs (``q_proj``, no fused ``qkv``: backbone.py's own-run rule keys on
-    ``qkv``; Ti/S runs already match it)."""
-    from .backbone import OWN_RUN_PREFIXES
-    kernel = sd.get('backbone.patch_embed.proj.weight')
-    return ('backbone.blocks.0.attn.q_proj.weight' in sd and kernel is not None
-            and kernel.ndim == 4 and all(k.startswith(OWN_RUN_PREFIXES) for k in sd))
-
-
-@register_format('this project: EVAMIM / ImageClassifier run with an EVA-02 B/L EVAViT '
-                 '(work_dirs/*/epoch_*.pth)', _is_own_eva02_split_run)
-def convert_own_eva02_run(sd, patch_size=None, **kw):
-    """-> its backbone, task heads dropped (as backbone.py's ``convert_own_run``)."""
-    from .backbone import convert_own_run
-    return convert_own_run(sd, patch_size=patch_size, **kw)
+            rest[k] = v
+    renamed, left = rename_keys(rest, MMPRETRAIN_EVA02_RULES)
+    require_mapped('mmpretrain-eva02', left)
+    return change_patch_size({**out, **renamed}, patch_size)

@@ -6,21 +6,19 @@ Video checkpoint keys (``{'model': sd, 'optimizer', ...}``): ``cls_token``, ``po
 (1, 1 + T*256, C), ``patch_embed.proj.weight`` (C, 3, 1, 14, 14) -- a tubelet-1 Conv3d --,
 ``blocks.*``, ``fc_norm.*``, ``head.*``. Every tensor is mapped; anything else is an error.
 """
-import re
-from typing import Dict, Optional
+import math
+from typing import Dict
 
 import torch
 
-from . import detect_format, register_format, source_state_dict
-from ..checkpoint import load_weights
-from .backbone import eva01_vit_problem
+from ..models.vit_adapt import fit_pos_embed, squeeze_tubelet
+from . import register_format, require_mapped
+from .backbone import eva01_vit_problem, is_vit_key
 
-VIT_KEY = re.compile(  # EVA-01's ViT names, kept by EVAViT
-    r'^(cls_token|pos_embed|patch_embed\.proj\.bias|fc_norm\.(weight|bias))$|'
-    r'^blocks\.\d+\.(norm1|norm2)\.(weight|bias)$|'
-    r'^blocks\.\d+\.attn\.(qkv\.weight|q_bias|v_bias|proj\.weight|proj\.bias)$|'
-    r'^blocks\.\d+\.mlp\.(fc1|fc2)\.(weight|bias)$')
+VIDEO_EXTRA_KEYS = ('fc_norm.weight', 'fc_norm.bias')
 HEAD_KEYS = {'head.weight': 'cls_head.fc_cls.weight', 'head.bias': 'cls_head.fc_cls.bias'}
+# image-only tensors an image checkpoint drops when it initialises a video model
+IMAGE_ONLY = ('backbone.mask_token', 'backbone.norm.weight', 'backbone.norm.bias')
 
 
 def _is_eva01_video(sd: Dict[str, torch.Tensor]) -> bool:
@@ -45,70 +43,46 @@ def convert_eva01_video(sd, patch_size=None, class_mapping=None, **_):
     out, left = {}, []
     for k, v in sd.items():
         if k == 'patch_embed.proj.weight':
-            if v.shape[2] != 1:
-                raise ValueError(f'{k}: only tubelet size 1 is supported, got {tuple(v.shape)}')
-            out['backbone.' + k] = v.squeeze(2)
-        elif VIT_KEY.match(k):
+            out['backbone.' + k] = squeeze_tubelet(v, k)
+        elif is_vit_key(k) or k in VIDEO_EXTRA_KEYS:
             out['backbone.' + k] = v
         elif k in HEAD_KEYS:
             out[HEAD_KEYS[k]] = v
         else:
             left.append(k)
-    if left:
-        raise KeyError(f'eva01-video: {len(left)} tensors have no mapping: {sorted(left)[:10]}')
+    require_mapped('eva01-video', left)
     if class_mapping is not None:
-        from ..video.class_mapping import load_class_mapping
+        from ..video.class_mapping import load_class_mapping, select_classes
         mapping = load_class_mapping(class_mapping)
         for k in HEAD_KEYS.values():
             if k in out:
-                out[k] = out[k][mapping]
+                out[k] = select_classes(out[k], mapping, mapping.numel(), k)
     return out
 
 
+def image_weights_for_video(sd: Dict[str, torch.Tensor], num_frames: int,
+                            source_format: str = '') -> Dict[str, torch.Tensor]:
+    """Converted weights -> the initial weights of a ``num_frames`` video model (what
+    ``convert_checkpoint(..., num_frames=N)`` and ``eva_to_mm.py --num-frames N`` do).
 
-def image_to_video(sd: Dict[str, torch.Tensor], num_frames: int) -> Dict[str, torch.Tensor]:
-    """Converted image weights (``backbone.*`` keys) -> the initial weights of a video model.
-
-    EVA-01's video init from ``eva_psz14.pt``: the spatial pos table is tiled over
-    ``num_frames`` (no temporal embedding), MIM's ``mask_token``, final ``norm`` and
-    ``lm_head`` and any image classifier are dropped; ``fc_norm`` is kept when present.
+    Video checkpoints are returned as they are (the backbone resizes their table at load
+    time). From an image checkpoint (EVA-01's video init from ``eva_psz14.pt``) only the
+    backbone stays, without MIM's ``mask_token`` and final ``norm``; its position table is
+    tiled over the frames by the load hook's own :func:`fit_pos_embed` (no temporal
+    embedding); the MIM ``lm_head``, an image classifier or a CLIP projection are dropped.
     """
     if num_frames < 1:
         raise ValueError(f'num_frames must be >= 1, got {num_frames}')
-    out = {}
-    for k, v in sd.items():
-        if not k.startswith('backbone.'):
-            continue  # MIM lm_head, image classifier, CLIP projection
-        name = k[len('backbone.'):]
-        if name in ('mask_token', 'norm.weight', 'norm.bias'):
-            continue
-        if name == 'pos_embed':
-            side = int(round((v.shape[1] - 1) ** 0.5))
-            if side * side != v.shape[1] - 1:
-                raise ValueError(f'{k}: expected cls + square image grid, got {tuple(v.shape)}')
-            v = torch.cat([v[:, :1], v[:, 1:].repeat(1, num_frames, 1)], dim=1)
-        out[k] = v
+    if source_format == 'eva01-video':
+        return sd
+    out = {k: v for k, v in sd.items() if k.startswith('backbone.') and k not in IMAGE_ONLY}
     if 'backbone.pos_embed' not in out:
         raise KeyError('image checkpoint has no backbone.pos_embed')
+    pos = out['backbone.pos_embed']
+    side = math.isqrt(pos.shape[1] - 1)
+    if side * side != pos.shape[1] - 1:
+        raise ValueError(f'backbone.pos_embed: expected cls + square image grid, got '
+                         f'{tuple(pos.shape)}')
+    out['backbone.pos_embed'] = fit_pos_embed(pos, (num_frames, side, side), 1, num_frames,
+                                              key='backbone.pos_embed')
     return out
-
-
-def convert_for_video(src: str, num_frames: Optional[int] = None,
-                      class_mapping=None) -> dict:
-    """Any EVA-01 checkpoint -> weights of the video recogniser.
-
-    Video checkpoints convert as they are (``num_frames`` ignored: the backbone resizes the
-    pos table at load time); image checkpoints (MIM, classification, CLIP vision) go
-    through their image format and :func:`image_to_video` with ``num_frames``.
-    """
-    sd = source_state_dict(load_weights(src))
-    fmt = detect_format(sd)
-    if fmt.convert is convert_eva01_video:
-        out = convert_eva01_video(sd, class_mapping=class_mapping)
-    else:
-        if not num_frames:
-            raise ValueError(f'{src} is an image checkpoint ({fmt.name}): give num_frames')
-        out = image_to_video(fmt.convert(sd), num_frames)
-    out = {k: v.float() if v.is_floating_point() else v for k, v in out.items()}
-    return dict(state_dict=out, meta=dict(source=src, source_format=fmt.name,
-                                          num_frames=num_frames))

@@ -12,7 +12,6 @@ official EVA-01 / timm layout (``blocks.N.attn.qkv``, ``mlp.fc1``...) so checkpo
 with few renames and downstream layer decay reads ``blocks.N``.
 """
 import math
-import re
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -24,6 +23,9 @@ from mmpretrain.registry import MODELS
 
 from .attention import (CPU_BF16_EXPLICIT_ATTN_MAX_TOKENS, attention,  # noqa: F401
                         decomposed_rel_pos_terms, expand_bias)
+from .vit_adapt import (REL_POS_INTERP, check_rel_pos_bias, drop_rope_tables,  # noqa: F401
+                        fit_pos_embed, fit_rel_pos, resize_pos_embed, resize_rel_pos,
+                        resize_rel_pos_beit, squeeze_tubelet)
 
 ARCH_ZOO = {
     'tiny': dict(embed_dims=192, num_layers=12, num_heads=3, feedforward_channels=768),
@@ -41,10 +43,23 @@ ARCH_ZOO = {
                        mlp_type='swiglu', sub_ln=True, rope=True),
     'eva02-large': dict(embed_dims=1024, num_layers=24, num_heads=16,
                         feedforward_channels=2730, mlp_type='swiglu', sub_ln=True, rope=True),
+    # EVA-02-CLIP image towers (rei/eva_clip/model_configs/EVA02-CLIP-*.json): B/L add the
+    # inner_attn_ln to the B/L layout (patch 16 for B/16 and 14 for L/14 is EVAViT's
+    # ``patch_size``); E/14 and E/14+ share one tower: fused qkv, GELU MLP, no RoPE,
+    # residual post-norm blocks
+    'eva02-clip-base': dict(embed_dims=768, num_layers=12, num_heads=12,
+                            feedforward_channels=2048, mlp_type='swiglu', sub_ln=True,
+                            rope=True, inner_attn_ln=True),
+    'eva02-clip-large': dict(embed_dims=1024, num_layers=24, num_heads=16,
+                             feedforward_channels=2730, mlp_type='swiglu', sub_ln=True,
+                             rope=True, inner_attn_ln=True),
+    'eva02-clip-enormous': dict(embed_dims=1792, num_layers=64, num_heads=16,
+                                feedforward_channels=15360, post_norm=True),
 }
 ARCH_REQUIRED = ('embed_dims', 'num_layers', 'num_heads', 'feedforward_channels')
 # optional arch keys and their EVA-01 defaults
-ARCH_OPTIONAL = dict(mlp_type='gelu', sub_ln=False, rope=False, inner_attn_ln=False)
+ARCH_OPTIONAL = dict(mlp_type='gelu', sub_ln=False, rope=False, inner_attn_ln=False,
+                     post_norm=False)
 MLP_TYPES = ('gelu', 'swiglu_fused', 'swiglu')
 INIT_TYPES = ('eva01', 'eva02')
 OUT_TYPES = ('raw', 'cls_token', 'featmap', 'avg_featmap')
@@ -53,68 +68,6 @@ OUT_TYPES = ('raw', 'cls_token', 'featmap', 'avg_featmap')
 def trunc_normal_sigma_(tensor: torch.Tensor, std: float) -> torch.Tensor:
     """EVA-01's init: normal(0, std) truncated at +-1 sigma (not timm's +-2 absolute)."""
     return nn.init.trunc_normal_(tensor, mean=0., std=std, a=-std, b=std)
-
-
-def resize_pos_embed(pos_embed: torch.Tensor, src_shape: Sequence[int],
-                     dst_shape: Sequence[int], num_extra_tokens: int,
-                     mode: str = 'bicubic') -> torch.Tensor:
-    """Resize a (1, extra + prod(src_shape), C) position table to ``dst_shape``.
-
-    2-D shapes ``(h, w)`` use ``mode`` (bicubic, as EVA-01); 3-D shapes ``(t, h, w)`` (video)
-    are resized trilinearly, EVA-01's 8 -> 16 frame rule. Extra (cls) slots are kept as is.
-    """
-    src_shape, dst_shape = tuple(src_shape), tuple(dst_shape)
-    if src_shape == dst_shape:
-        return pos_embed
-    if len(src_shape) != len(dst_shape):
-        raise ValueError(f'cannot resize a {src_shape} position grid to {dst_shape}')
-    extra, grid = pos_embed[:, :num_extra_tokens], pos_embed[:, num_extra_tokens:]
-    if grid.shape[1] != math.prod(src_shape):
-        raise ValueError(f'position table has {grid.shape[1]} grid tokens, expected '
-                         f'{math.prod(src_shape)} for grid {src_shape}')
-    channels = grid.shape[-1]
-    grid = grid.reshape(1, *src_shape, channels).movedim(-1, 1).float()
-    grid = F.interpolate(grid, size=dst_shape,
-                         mode=mode if len(dst_shape) == 2 else 'trilinear',
-                         align_corners=False)
-    grid = grid.movedim(1, -1).reshape(1, -1, channels).to(pos_embed.dtype)
-    return torch.cat([extra, grid], dim=1)
-
-
-REL_POS_INTERP = ('linear', 'beit')
-
-
-def resize_rel_pos_beit(rel_pos: torch.Tensor, length: int,
-                        ratio: float = 1.0903078) -> torch.Tensor:
-    """BEiT-style resize of a rel-pos table (L, C): the source offsets sit on a geometric
-    progression (step ``ratio ** i``) and the target integer offsets are read off a cubic
-    spline through them (extrapolating). EVA-01's ``interp_type="beit"`` for the 1536 eval."""
-    from scipy import interpolate
-    src = rel_pos.shape[0]
-    if src % 2 == 0 or length % 2 == 0:
-        raise ValueError(f'rel-pos tables have odd lengths, got {src} -> {length}')
-    dis = torch.cumsum(torch.tensor([ratio ** i for i in range(src // 2)],
-                                    dtype=torch.float64), 0).numpy()
-    x = list(-dis[::-1]) + [0.] + list(dis)
-    half = length // 2
-    dx = torch.arange(-half, half + 1, dtype=torch.float64).numpy()
-    spline = interpolate.interp1d(x, rel_pos.detach().float().cpu().numpy(), kind='cubic',
-                                  axis=0, fill_value='extrapolate')
-    return torch.as_tensor(spline(dx), dtype=rel_pos.dtype, device=rel_pos.device)
-
-
-def resize_rel_pos(rel_pos: torch.Tensor, length: int, mode: str = 'linear') -> torch.Tensor:
-    """Resize a decomposed relative-position table (L, C) to ``length`` rows: ``linear``
-    (ViTDet, training and checkpoint loading) or ``beit`` (:func:`resize_rel_pos_beit`)."""
-    if rel_pos.shape[0] == length:
-        return rel_pos
-    if mode == 'beit':
-        return resize_rel_pos_beit(rel_pos, length)
-    if mode != 'linear':
-        raise ValueError(f'rel-pos interpolation must be one of {REL_POS_INTERP}, got {mode!r}')
-    out = F.interpolate(rel_pos.float().t().unsqueeze(0), size=length, mode='linear',
-                        align_corners=False)
-    return out.squeeze(0).t().to(rel_pos.dtype)
 
 
 def decomposed_rel_pos_bias(q: torch.Tensor, rel_pos_h: torch.Tensor,
@@ -443,6 +396,8 @@ class Block(nn.Module):
     grid ``hw``; it pads the grid to whole windows, attends within each window and crops.
     ``layer_scale_init_value``: per-channel ``gamma_1``/``gamma_2`` on both branches (BEiT
     layer scale; EVA-01 seg "layerscale" variant, init 1.0).
+    ``post_norm``: residual post-norm, ``x + norm1(attn(x))`` and ``x + norm2(mlp(x))``
+    (EVA-02-CLIP E/14, rei ``postnorm``; timm ``EvaBlockPostNorm``), same parameters.
     """
 
     def __init__(self, dim: int, num_heads: int, mlp_hidden: int, drop_path: float = 0.,
@@ -451,8 +406,9 @@ class Block(nn.Module):
                  fp32_attn_and_norm: bool = False, rel_pos_interp: str = 'linear',
                  rel_pos_bias_size: Optional[Tuple[int, int]] = None,
                  layer_scale_init_value: Optional[float] = None, mlp_type: str = 'gelu',
-                 sub_ln: bool = False, inner_attn_ln: bool = False):
+                 sub_ln: bool = False, inner_attn_ln: bool = False, post_norm: bool = False):
         super().__init__()
+        self.post_norm = post_norm
         if window_size and rel_pos_bias_size:
             raise ValueError('the BEiT relative-position bias table needs global attention '
                              '(window_size=0)')
@@ -477,7 +433,7 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, hw: Optional[Tuple[int, int]] = None,
                 rope: Optional[Tuple[torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
         """``rope``: tables of the attention grid (per window in window blocks)."""
-        y = self.norm1(x)
+        y = x if self.post_norm else self.norm1(x)
         if self.window_size:  # ``hw`` is checked once per forward by EVAViT.forward_blocks
             b, _, c = y.shape
             win, padded = window_partition(y.view(b, hw[0], hw[1], c), self.window_size)
@@ -487,10 +443,12 @@ class Block(nn.Module):
                                    self.window_size, padded, hw).view(b, -1, c)
         else:
             y = self.attn(y, hw, rope)
+        if self.post_norm:
+            y = self.norm1(y)
         if self.gamma_1 is not None:  # in the branch's dtype: no fp32 promotion under AMP
             y = y * self.gamma_1.to(y.dtype)
         x = x + self.drop_path(y)
-        y = self.mlp(self.norm2(x))
+        y = self.norm2(self.mlp(x)) if self.post_norm else self.mlp(self.norm2(x))
         if self.gamma_2 is not None:
             y = y * self.gamma_2.to(y.dtype)
         return x + self.drop_path(y)
@@ -535,8 +493,11 @@ class EVAViT(BaseModule):
             ``num_layers``, ``num_heads``, ``feedforward_channels`` and optionally
             ``mlp_type`` (``gelu``, ``swiglu_fused`` = EVA-02 Ti/S ``w12``, ``swiglu`` =
             B/L ``w1``/``w2``), ``sub_ln`` (``ffn_ln`` in the MLP + separate q/k/v, B/L),
-            ``rope`` (2-D RoPE on q/k of the patch tokens in every block) and
-            ``inner_attn_ln`` (EVA-02-CLIP towers: LN before the attention ``proj``).
+            ``rope`` (2-D RoPE on q/k of the patch tokens in every block),
+            ``inner_attn_ln`` (EVA-02-CLIP towers: LN before the attention ``proj``) and
+            ``post_norm`` (EVA-02-CLIP E/14: residual post-norm blocks).
+            EVA-02-CLIP presets: ``eva02-clip-base`` (B/16: ``patch_size=16``),
+            ``eva02-clip-large`` (L/14, L/14-336), ``eva02-clip-enormous`` (E/14, E/14+).
         img_size: training input size; sets the position grid (and rel-pos tables).
         patch_size: 14 (EVA-01 MIM/cls/video) or 16 (det/seg, converted weights).
         pos_embed_size: input size of the stored position table when it should stay at the
@@ -671,7 +632,8 @@ class EVAViT(BaseModule):
                   fp32_attn_and_norm=fp32_attn_and_norm, rel_pos_interp=rel_pos_interp,
                   rel_pos_bias_size=self.grid_size if use_rel_pos_bias else None,
                   layer_scale_init_value=layer_scale_init_value, mlp_type=self.mlp_type,
-                  sub_ln=self.sub_ln, inner_attn_ln=arch['inner_attn_ln'])
+                  sub_ln=self.sub_ln, inner_attn_ln=arch['inner_attn_ln'],
+                  post_norm=arch['post_norm'])
             for i in range(self.num_layers)
         ])
         self.norm = LayerNorm(dim, norm_eps, fp32_attn_and_norm) if final_norm else None
@@ -795,68 +757,32 @@ class EVAViT(BaseModule):
 
     # ------------------------------------------------------------------ checkpoints
     def _adapt_checkpoint(self, state_dict, prefix, *args, **kwargs):
-        """Make a checkpoint from another resolution / frame count / token layout fit.
-
-        Position tables are resized (bicubic; trilinear over frames), an image table is
-        tiled over frames for video, a cls slot is dropped when the model has no cls token,
-        a 3-D tubelet-1 patch kernel is squeezed, and rel-pos tables are resized.
-        """
-        for key in [k for k in state_dict if k.startswith(prefix) and
-                    re.search(r'(^|\.)(rope|rope_win|rope_glb)\.freqs_(cos|sin)$', k)]:
-            state_dict.pop(key)  # EVA-02's stored RoPE tables: recomputed per grid, never loaded
+        """Make a checkpoint from another resolution / frame count / token layout fit, with
+        the state-dict functions the converters use too (:mod:`.vit_adapt`): stored RoPE
+        tables dropped, the position table fitted (resized, tiled over frames, cls slot
+        dropped), a tubelet-1 kernel squeezed, rel-pos tables resized, BEiT tables checked."""
+        own = {k: v for k, v in state_dict.items() if k.startswith(prefix)}
+        sd = drop_rope_tables(own)
         key = prefix + 'pos_embed'
-        if key in state_dict:
-            state_dict[key] = self._fit_pos_embed(state_dict[key])
+        if key in sd:
+            sd[key] = fit_pos_embed(sd[key], self.pos_grid, self.num_extra_tokens,
+                                    self.num_frames, self.embed_dims)
         key = prefix + 'patch_embed.proj.weight'
-        if key in state_dict and state_dict[key].ndim == 5:
-            if state_dict[key].shape[2] != 1:
-                raise ValueError(f'{key}: only tubelet size 1 is supported, got kernel '
-                                 f'{tuple(state_dict[key].shape)}')
-            state_dict[key] = state_dict[key].squeeze(2)
+        if key in sd:
+            sd[key] = squeeze_tubelet(sd[key], key)
+        sd = fit_rel_pos(sd, {i: blk.attn.rel_pos_size for i, blk in enumerate(self.blocks)
+                              if blk.attn.rel_pos_size}, prefix)
         for i, blk in enumerate(self.blocks):
-            if not blk.attn.rel_pos_size:
-                continue
-            for axis, size in zip('hw', blk.attn.rel_pos_size):
-                key = f'{prefix}blocks.{i}.attn.rel_pos_{axis}'
-                if key in state_dict and state_dict[key].shape[0] != 2 * size - 1:
-                    state_dict[key] = resize_rel_pos(state_dict[key], 2 * size - 1)
-        for i, blk in enumerate(self.blocks):
-            if blk.attn.rel_pos_bias_size:
-                self._check_rel_pos_bias(state_dict, f'{prefix}blocks.{i}.attn.', blk.attn)
-
-    @staticmethod
-    def _check_rel_pos_bias(state_dict, prefix, attn):
-        """A BEiT table must be for the model's grid (resizing it is not supported); an
-        official ``relative_position_index`` is checked against ours and dropped."""
-        key = prefix + 'relative_position_bias_table'
-        want = tuple(attn.relative_position_bias_table.shape)
-        if key in state_dict and tuple(state_dict[key].shape) != want:
-            raise ValueError(f'{key}: checkpoint table {tuple(state_dict[key].shape)} does not '
-                             f'fit the model\'s {want} (patch grid {attn.rel_pos_bias_size}); '
-                             'BEiT tables are not resized: build with the checkpoint\'s img_size')
-        key = prefix + 'relative_position_index'
-        if key in state_dict:
-            index = state_dict.pop(key)
-            ours = attn.relative_position_index
-            if not ours.is_meta and (tuple(index.shape) != tuple(ours.shape)
-                                     or not torch.equal(index.to(ours), ours)):
-                raise ValueError(f'{key}: not the BEiT index of a {attn.rel_pos_bias_size} grid')
-
-    def _fit_pos_embed(self, pos: torch.Tensor) -> torch.Tensor:
-        if pos.ndim != 3 or pos.shape[-1] != self.embed_dims:
-            raise ValueError(f'pos_embed of shape {tuple(pos.shape)} does not fit embed_dims '
-                             f'{self.embed_dims}')
-        src_extra, n = _split_extra(pos.shape[1], self.pos_grid, self.num_frames)
-        src_grid = _infer_grid(n, self.pos_grid, self.num_frames)
-        if src_extra and not self.num_extra_tokens:
-            pos = pos[:, src_extra:]
-        elif self.num_extra_tokens and not src_extra:
-            raise ValueError('checkpoint pos_embed has no cls slot but the model has a cls token')
-        if self.num_frames and len(src_grid) == 2:  # image table -> tile over frames
-            pos = resize_pos_embed(pos, src_grid, self.pos_grid[1:], self.num_extra_tokens)
-            extra, grid = pos[:, :self.num_extra_tokens], pos[:, self.num_extra_tokens:]
-            return torch.cat([extra, grid.repeat(1, self.num_frames, 1)], dim=1)
-        return resize_pos_embed(pos, src_grid, self.pos_grid, self.num_extra_tokens)
+            attn = blk.attn
+            if attn.rel_pos_bias_size:
+                index = attn.relative_position_index
+                sd = check_rel_pos_bias(sd, f'{prefix}blocks.{i}.attn.',
+                                        attn.relative_position_bias_table.shape,
+                                        None if index.is_meta else index,
+                                        attn.rel_pos_bias_size)
+        for k in set(own) - set(sd):
+            del state_dict[k]
+        state_dict.update(sd)
 
     # ------------------------------------------------------------------ forward
     def embed(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None,
@@ -1040,28 +966,3 @@ def parse_arch(arch: Union[str, dict]) -> dict:
 
 def _pair(v) -> Tuple[int, int]:
     return (v, v) if isinstance(v, int) else tuple(v)
-
-
-def _split_extra(total: int, grid: Tuple[int, ...], frames: Optional[int]):
-    """Guess how many extra (cls) slots a checkpoint table holds: 1 if total - 1 is a
-    plausible grid size (a square, or frames x square), else 0."""
-    for extra in (1, 0):
-        n = total - extra
-        if n > 0 and _infer_grid(n, grid, frames, strict=False) is not None:
-            return extra, n
-    raise ValueError(f'cannot read a position grid from a table of {total} tokens')
-
-
-def _infer_grid(n: int, grid: Tuple[int, ...], frames: Optional[int], strict: bool = True):
-    if n == math.prod(grid):
-        return grid
-    side = math.isqrt(n)
-    if side * side == n:
-        return (side, side)
-    if frames:  # video table with another frame count: keep our spatial grid
-        hw = math.prod(grid[1:])
-        if n % hw == 0:
-            return (n // hw, *grid[1:])
-    if strict:
-        raise ValueError(f'cannot read a position grid from {n} tokens (model grid {grid})')
-    return None
