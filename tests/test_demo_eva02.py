@@ -146,12 +146,19 @@ def run_eva02_stage(tmp_path, teacher: str = 'trained', mim_epochs: int = 16,
     return cosine, top1
 
 
+# Measured with run_eva02_stage on 1 thread (2 shared cores): cosine / top-1
+#   as tested (MIM 16 epochs, fine-tune 20):              0.904 / 98.44
+#   broken teacher (teacher='random', same EVA-CLIP untrained): -0.064 / (not run to the end)
+#   too few steps (mim_epochs=2, cls_epochs=4):             0.775 / 84.63
+# The top-1 bar is the raw-pixel logistic regression of the demo (95.99) plus a margin.
+COSINE_MIN, TOP1_MIN = 0.85, 96.5
+
+
 @pytest.mark.slow
 def test_eva02_stage_learns_from_the_clip_teacher(tmp_path, one_thread):
-    """The student predicts the trained EVA-CLIP's features of held-out masked patches, and
-    fine-tunes to a digits top-1 well above the raw-pixel logistic regression (95.99).
-    Measured here: THRESHOLDS below. A broken teacher (the same EVA-CLIP untrained) or too
-    few steps fails (measured, see the thresholds' comment)."""
+    """The student predicts the trained EVA-CLIP's features of held-out masked patches (a
+    student of a broken teacher does not: the cosine catches it) and fine-tunes to a digits
+    top-1 above the raw-pixel logistic regression (too few steps do not)."""
     cosine, top1 = run_eva02_stage(tmp_path)
     assert cosine > COSINE_MIN, cosine
     assert top1 > TOP1_MIN, top1
