@@ -94,6 +94,20 @@ def n_rope(sd):
     return sum('rope' in k for k in sd)
 
 
+def deepspeed_container(sd, **client_state):
+    """What DeepSpeed's ``save_checkpoint`` writes (asuka's MIM and classification runs):
+    the weights under ``module`` beside the engine's own state and the client state."""
+    import collections
+    shapes = collections.OrderedDict((k, v.shape) for k, v in sd.items())
+    return dict(module=sd, buffer_names=[], optimizer=None, param_shapes=[shapes],
+                frozen_param_shapes=None, shared_params={}, frozen_param_fragments=None,
+                lr_scheduler=None, data_sampler=None, random_ltd=None,
+                sparse_tensor_module_names=set(), skipped_steps=0, global_steps=1000,
+                global_samples=2048000, dp_world_size=64, mp_world_size=1,
+                ds_config={'train_batch_size': 2048, 'fp16': {'enabled': True}},
+                ds_version='0.8.0', **client_state)
+
+
 def save(obj, path):
     torch.save(obj, path)
     return str(path)
@@ -133,7 +147,7 @@ def test_official_mim_file_converts_and_matches_timm(tmp_path, split):
     fc_norm)."""
     from timm.models.eva import checkpoint_filter_fn
     sd = {k: v.half() for k, v in mim_state_dict(split).items()}
-    src = save({'module': sd, 'epoch': 149, 'global_steps': 1000}, tmp_path / 'eva02_pt_p14.pt')
+    src = save(deepspeed_container(sd, epoch=149), tmp_path / 'eva02_pt_p14.pt')
     out = convert_checkpoint(src)
     assert out['meta']['source_format'] == 'eva02-mim'
     assert out['meta']['weights'] == 'module'
@@ -184,8 +198,8 @@ def test_official_classifier_prefers_ema_and_matches_timm(tmp_path, split):
     load hook and timm's filter resize the table the same way, bicubic without antialias)."""
     from timm.models.eva import checkpoint_filter_fn
     trained, ema = cls_state_dict(split, seed=0), cls_state_dict(split, seed=1)
-    ckpt = {'module': {k: v.half() for k, v in trained.items()},
-            'model_ema': {k: v.half() for k, v in ema.items()}, 'epoch': 19}
+    ckpt = deepspeed_container({k: v.half() for k, v in trained.items()}, epoch=19,
+                               model_ema={k: v.half() for k, v in ema.items()})
     src = save(ckpt, tmp_path / 'eva02_L_pt_m38m_ft_in21k_to_in1k_p14.pt')
     out = convert_checkpoint(src)
     assert (out['meta']['source_format'], out['meta']['weights']) == ('eva02-cls', 'model_ema')
