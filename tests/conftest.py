@@ -33,13 +33,17 @@ def one_thread():
 def _scopes_and_threads():
     """A Runner leaves its package's default scope (mmdet, mmaction...) behind globally, and
     later registry builds resolve in it; a tool run in-process may leave torch at one thread,
-    which changes summation order (a learning test's trajectory with it). Both are restored."""
+    which changes summation order (a learning test's trajectory with it); a config with
+    ``randomness.deterministic`` (the demo's) turns torch's deterministic mode on for the
+    process. All three are restored."""
     from mmengine.registry import DefaultScope
     saved, threads = dict(DefaultScope._instance_dict), torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
     yield
     DefaultScope._instance_dict.clear()
     DefaultScope._instance_dict.update(saved)
     torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(deterministic)
 
 
 # per test, and per module for what module-scoped fixtures (a model built once) leave behind

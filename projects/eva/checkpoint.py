@@ -23,27 +23,43 @@ OFFICIAL_CONTAINER_GLOBALS = [argparse.Namespace,
 ZIP_MAGIC, PICKLE_PROTO = b'PK\x03\x04', 0x80
 
 
-def _check_file(path: str) -> None:
+def is_safetensors(head: bytes) -> bool:
+    """A safetensors file (timm / HF hub ``model.safetensors``): an 8-byte little-endian
+    header length, then the JSON header."""
+    return len(head) >= 9 and head[8:9] == b'{' and \
+        0 < int.from_bytes(head[:8], 'little') < 100_000_000
+
+
+def _check_file(path: str) -> bytes:
     """A clear error for what is not a checkpoint at all (before ``torch.load`` raises a
-    bare ``EOFError`` / ``UnpicklingError``)."""
+    bare ``EOFError`` / ``UnpicklingError``); returns the file's first bytes."""
     if not os.path.isfile(path):
         if os.path.isdir(path):
             raise IsADirectoryError(f'{path} is a folder, not a checkpoint file')
         raise FileNotFoundError(f'checkpoint not found: {path}')
     with open(path, 'rb') as f:
-        head = f.read(4)
+        head = f.read(9)
     if not head:
         raise ValueError(f'{path}: empty file (0 bytes), not a checkpoint')
-    if head != ZIP_MAGIC and head[0] != PICKLE_PROTO:
-        raise ValueError(f'{path}: not a PyTorch checkpoint (starts with {head!r}; '
-                         'torch.save writes a zip archive or a pickle)')
+    if head[:4] != ZIP_MAGIC and head[0] != PICKLE_PROTO and not is_safetensors(head):
+        raise ValueError(f'{path}: not a PyTorch checkpoint (starts with {head[:4]!r}; '
+                         'torch.save writes a zip archive or a pickle, safetensors a '
+                         'length-prefixed JSON header)')
+    return head
 
 
 def load_weights(path: str) -> dict:
     """``torch.load`` a weights file safely (``weights_only=True`` plus
     :data:`OFFICIAL_CONTAINER_GLOBALS`), with errors that name the file and, for a refused
-    pickle, the types it holds and how to convert it."""
-    _check_file(path)
+    pickle, the types it holds and how to convert it. Safetensors files (tensors only, no
+    code by construction) are read with ``safetensors``."""
+    if is_safetensors(_check_file(path)):
+        from safetensors.torch import load_file
+        try:
+            return load_file(path, device='cpu')
+        except Exception as e:  # truncated / corrupt header
+            raise RuntimeError(f'cannot load weights from {path} (safetensors): '
+                               f'{type(e).__name__}: {e}') from e
     try:
         with torch.serialization.safe_globals(OFFICIAL_CONTAINER_GLOBALS):
             return torch.load(path, map_location='cpu', weights_only=True)

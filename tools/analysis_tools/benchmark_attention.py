@@ -59,7 +59,7 @@ def parse_args(argv=None):
 def tokens(args):
     """(attention batch, grid h, grid w, N) of one attention call of the case."""
     if args.case == 'window':
-        nw = -(-args.grid // args.window) ** 2
+        nw = (-(-args.grid // args.window)) ** 2  # windows per image, the grid padded up
         return args.batch * nw, args.window, args.window, args.window ** 2
     n = args.grid * args.grid + (args.case == 'table')
     return args.batch, args.grid, args.grid, n

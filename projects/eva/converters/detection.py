@@ -17,8 +17,8 @@ from typing import Dict, Optional
 
 import torch
 
-from . import register_format
-from .backbone import eva01_vit_problem
+from . import drop_rope, register_format, require_mapped
+from .backbone import eva01_vit_problem, eva02_vit_problem
 
 logger = logging.getLogger(__name__)
 FED_KEY = re.compile(r'^roi_heads\.box_predictor\.(\d)\.fed_loss_cls_weights$')
@@ -169,7 +169,28 @@ def convert_eva01_detectron2(sd: Dict[str, torch.Tensor], patch_size=None,
             continue
         for t in targets:
             out[t] = v
-    if left:
-        raise KeyError(f'eva01-det: {len(left)} source tensors have no mapping: '
-                       f'{sorted(left)[:10]}')
+    require_mapped('eva01-det', left)
     return out
+
+
+def _is_detectron2_eva02(sd: Dict[str, torch.Tensor]) -> bool:
+    """detectron2 ViTDet whose ``backbone.net`` is an official EVA-02 ViT (B/L blocks, RoPE
+    tables ``rope_win`` / ``rope_glb``, no rel-pos)."""
+    return any(k.startswith('roi_heads.') for k in sd) and \
+        eva02_vit_problem(sd, 'backbone.net.') is None
+
+
+@register_format('eva02-det', _is_detectron2_eva02,
+                 'EVA-02 detectron2 cascade: eva02_{B,L}_coco_{bsl,sys}*.pth, '
+                 'eva02_{B,L}_lvis_*.pth, eva02_L_*o365* (ema_state preferred)',
+                 lambda sd: eva02_vit_problem(sd, 'backbone.net.')
+                 if any(k.startswith('roi_heads.') for k in sd) and
+                 'backbone.net.blocks.0.attn.qkv.weight' not in sd else None)
+def convert_eva02_detectron2(sd: Dict[str, torch.Tensor], patch_size=None,
+                             dropped: Optional[Dict[str, str]] = None, **options) -> dict:
+    """-> the same detector as EVA-01's with an ``eva02-*`` ``EVAViT`` (no cls token, no
+    final norm): the stored RoPE tables are dropped, the rest maps as EVA-01's (the neck and
+    heads are EVA-01's ViTDet ones; the pos table keeps its cls slot, which the backbone
+    drops at load)."""
+    dropped = {} if dropped is None else dropped
+    return convert_eva01_detectron2(drop_rope(sd, dropped), patch_size, dropped, **options)

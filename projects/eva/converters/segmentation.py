@@ -23,8 +23,8 @@ from typing import Dict
 
 import torch
 
-from . import register_format
-from .backbone import eva01_vit_problem
+from . import drop_rope, register_format, rename_keys, require_mapped
+from .backbone import eva01_vit_problem, eva02_vit_problem
 
 VIT_KEYS = ('cls_token', 'pos_embed', 'patch_embed.', 'blocks.')
 ADAPTER_KEYS = ('level_embed', 'spm.', 'interactions.', 'up.', 'norm1.', 'norm2.', 'norm3.',
@@ -104,3 +104,38 @@ def _check_index(key: str, index: torch.Tensor, cache: dict) -> None:
     if not torch.equal(index.long(), cache[side]):
         raise ValueError(f'{key}: values differ from BEiT\'s relative-position index of a '
                          f'{side}x{side} grid')
+
+
+# ------------------------------------------------------------------ EVA-02 UperNet (mmseg 0.x)
+# the official EVA2 backbone's fpn1..fpn4 (ConvT + SyncBN + GELU + ConvT, ConvT, identity,
+# max-pool) are mmseg's Feature2Pyramid (rescales 4, 2, 1, 0.5), our neck
+EVA02_SEG_RULES = [
+    (r'^backbone\.fpn1\.([013])\.', r'neck.upsample_4x.\1.'),
+    (r'^backbone\.fpn2\.0\.', 'neck.upsample_2x.0.'),
+    (r'^backbone\.(cls_token|pos_embed|patch_embed\.|blocks\.)', r'backbone.\1'),
+    # UPerHead / FCNHead keep their names from mmseg 0.x to 1.x (conv_seg is used)
+    (r'^(decode_head|auxiliary_head)\.', r'\1.'),
+]
+
+
+def _eva02_seg_problem(sd):
+    if 'backbone.fpn1.0.weight' not in sd or not any(k.startswith('decode_head.') for k in sd):
+        return 'no backbone.fpn1 / decode_head'
+    return eva02_vit_problem({k: v for k, v in sd.items() if not k.startswith(
+        ('backbone.fpn', 'decode_head.', 'auxiliary_head.'))}, 'backbone.')
+
+
+@register_format('eva02-seg-upernet', lambda sd: _eva02_seg_problem(sd) is None,
+                 'EVA-02 mmseg UperNet: eva02_{B,L}_ade_seg_upernet_sz{512,640}.pth',
+                 lambda sd: _eva02_seg_problem(sd) if 'backbone.fpn1.0.weight' in sd else None)
+def convert_eva02_seg(sd: Dict[str, torch.Tensor], patch_size=None, dropped=None,
+                      **_) -> Dict[str, torch.Tensor]:
+    """Official EVA-02 UperNet -> our ``EVAEncoderDecoder``: ``EVAViT`` (``eva02-*``, cls
+    token, no final norm) + ``Feature2Pyramid`` neck + ``UPerHead`` + ``FCNHead``; RoPE
+    tables dropped."""
+    if patch_size not in (None, 16):
+        raise ValueError(f'EVA-02 segmentation checkpoints are patch 16; --patch-size '
+                         f'{patch_size} cannot apply')
+    out, left = rename_keys(drop_rope(sd, dropped), EVA02_SEG_RULES)
+    require_mapped('eva02-seg-upernet', left)
+    return out

@@ -1,30 +1,36 @@
 """Demo stage: fine-tune the MIM demo backbone on real handwritten digits; compare with a
 logistic regression on raw pixels fitted in the same run."""
-import glob
 import os.path as osp
 import time
 
-from .utils import build_runner, config_path
+from .utils import build_runner, config_path, ensure_data, latest_checkpoint
 
 
-def _latest_checkpoint(work_dir):
-    ckpts = sorted(glob.glob(osp.join(work_dir, 'epoch_*.pth')),
-                   key=lambda p: int(osp.basename(p)[6:-4]))
-    return ckpts[-1] if ckpts else None
+def make_digits(data_root: str, size: int) -> str:
+    """``<data_root>/digits<size>/{train,val}/<digit>/``, drawn again when stale."""
+    from . import synthetic
+    root = osp.join(data_root, f'digits{size}')
+    spec = dict(size=size, val_fraction=0.25, seed=0)
+    ensure_data(root, spec, lambda: synthetic.make_digits_folders(root, **spec), [synthetic])
+    return root
+
+
+def logreg_baseline() -> float:
+    """Val top-1 (%) of a logistic regression on the raw 8x8 pixels (the digits' split)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from .synthetic import digits_split
+    x_tr, y_tr, x_va, y_va = digits_split()
+    logreg = LogisticRegression(max_iter=5000).fit(x_tr.reshape(len(x_tr), -1), y_tr)
+    return 100.0 * logreg.score(x_va.reshape(len(x_va), -1), y_va)
 
 
 def run_demo_stage(work_dir: str, data_root: str) -> list:
-    from sklearn.linear_model import LogisticRegression
-
-    from .synthetic import digits_split, make_digits_folders
-    root = osp.join(data_root, 'digits56')
-    if not osp.isdir(osp.join(root, 'val')):
-        make_digits_folders(root, size=56)
-    x_tr, y_tr, x_va, y_va = digits_split()
-    logreg = LogisticRegression(max_iter=5000).fit(x_tr.reshape(len(x_tr), -1), y_tr)
-    baseline = 100.0 * logreg.score(x_va.reshape(len(x_va), -1), y_va)
-
-    pretrained = _latest_checkpoint(osp.join(work_dir, 'pretrain'))
+    from .synthetic import digits_split
+    root = make_digits(data_root, 56)
+    y_va = digits_split()[3]
+    baseline = logreg_baseline()
+    pretrained = latest_checkpoint(osp.join(work_dir, 'pretrain'))
     options = {'train_dataloader.dataset.dataset.data_root': root,
                'val_dataloader.dataset.data_root': root,
                'test_dataloader.dataset.data_root': root}

@@ -3,16 +3,17 @@ zero-shot classification of held-out images from class-name prompts alone."""
 import os.path as osp
 import time
 
-from .utils import build_runner, config_path, plot_curve, read_scalars
+from .utils import build_runner, config_path, ensure_data, plot_curve, read_scalars
 
 CONFIG = 'demo/eva-clip_vit-tiny-p8_1xb64-6e_shapes-captions.py'
+DATA = dict(num_train=1800, num_test_per_class=20, size=40, seed=0)
 
 
 def run_demo_stage(work_dir: str, data_root: str) -> list:
-    from .synthetic_clip import make_caption_dataset
+    from . import synthetic, synthetic_clip
     root = osp.join(data_root, 'clip')
-    if not osp.isfile(osp.join(root, 'train', 'captions.tsv')):
-        make_caption_dataset(root, num_train=1800, num_test_per_class=20, size=40, seed=0)
+    ensure_data(root, DATA, lambda: synthetic_clip.make_caption_dataset(root, **DATA),
+                [synthetic, synthetic_clip])
     out = osp.join(work_dir, 'clip')
     options = {'train_dataloader.dataset.data_root': root,
                'val_dataloader.dataset.data_root': root,

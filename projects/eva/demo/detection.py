@@ -1,14 +1,13 @@
 """Demo stage 'detection': a tiny EVA Cascade Mask R-CNN trained on generated COCO-format
 shapes with masks; bbox / segm mAP on the held-out split before and after training, plus
 overlay PNGs of the trained model's predictions."""
-import json
 import os
 import os.path as osp
 import time
 
 import numpy as np
 
-from .utils import build_runner, config_path, plot_curve, read_scalars
+from .utils import build_runner, config_path, ensure_data, plot_curve, read_scalars
 
 CONFIG = 'demo/eva-det_vit-tiny-p16_cascade-mask-rcnn_shapes-128.py'
 PALETTE = ((230, 60, 60), (60, 200, 90), (70, 110, 240))
@@ -27,17 +26,15 @@ def _options(root: str, name: str) -> dict:
 
 
 def make_data(root: str) -> None:
-    """Generate the shapes once; again only when ``DATA`` changed since the last run."""
-    from .synthetic_detection import make_coco_instances
-    stamp = osp.join(root, 'generated_with.json')
-    want = json.dumps(DATA, sort_keys=True)
-    if osp.isfile(stamp) and open(stamp).read() == want:
-        return
-    for split, (num, seed) in DATA['splits'].items():
-        make_coco_instances(root, split, num=num, size=DATA['size'], seed=seed,
-                            max_shapes=DATA['max_shapes'], radius=DATA['radius'])
-    with open(stamp, 'w') as f:
-        f.write(want)
+    """Generate the shapes; again when ``DATA`` or the generator changed since."""
+    from . import synthetic, synthetic_detection
+
+    def make():
+        for split, (num, seed) in DATA['splits'].items():
+            synthetic_detection.make_coco_instances(
+                root, split, num=num, size=DATA['size'], seed=seed,
+                max_shapes=DATA['max_shapes'], radius=DATA['radius'])
+    ensure_data(root, DATA, make, [synthetic, synthetic_detection])
 
 
 def draw_overlays(runner, out_dir: str, num: int = 4, score_thr: float = 0.5) -> list:

@@ -2,14 +2,23 @@
 import os.path as osp
 import time
 
-from .utils import build_runner, config_path, plot_curve, read_scalars
+from .utils import build_runner, config_path, ensure_data, plot_curve, read_scalars
+
+# the unlabelled images of both MIM stages (EVA-01 here, EVA-02 in eva02.py)
+DATA = dict(num=512, size=112, seed=0)
+
+
+def make_data(data_root: str) -> str:
+    """``<data_root>/mim/train``, drawn again when stale; returns ``<data_root>/mim``."""
+    from . import synthetic
+    root = osp.join(data_root, 'mim')
+    ensure_data(root, DATA, lambda: synthetic.make_unlabeled_images(
+        osp.join(root, 'train'), **DATA), [synthetic])
+    return root
 
 
 def run_demo_stage(work_dir: str, data_root: str) -> list:
-    from .synthetic import make_unlabeled_images
-    root = osp.join(data_root, 'mim')
-    if not osp.isdir(osp.join(root, 'train')):
-        make_unlabeled_images(osp.join(root, 'train'), num=512, size=112, seed=0)
+    root = make_data(data_root)
     out = osp.join(work_dir, 'pretrain')
     t0 = time.time()
     build_runner(config_path('demo/eva-mim_vit-tiny-p14_1xb32-8e_shapes.py'), out,

@@ -11,9 +11,10 @@ import time
 
 import numpy as np
 
-from .utils import build_runner, config_path, plot_curve, read_scalars
+from .utils import build_runner, config_path, ensure_data, plot_curve, read_scalars
 
 CONFIG = 'demo/eva-mask2former_vit-tiny-adapter-p16_1xb8-160it_shapes-seg-128.py'
+DATA = dict(num_train=256, num_val=64, size=128, seed=0)
 
 
 def colour_overlay(image: np.ndarray, label: np.ndarray, palette, alpha: float = 0.55,
@@ -55,10 +56,10 @@ def save_overlays(runner, out_dir: str, num: int = 6) -> list:
 
 
 def run_demo_stage(work_dir: str, data_root: str) -> list:
-    from .synthetic_segmentation import make_segmentation_shapes
+    from . import synthetic, synthetic_segmentation
     root = osp.join(data_root, 'seg_shapes')
-    if not osp.isdir(osp.join(root, 'annotations', 'validation')):
-        make_segmentation_shapes(root, num_train=256, num_val=64, size=128, seed=0)
+    ensure_data(root, DATA, lambda: synthetic_segmentation.make_segmentation_shapes(
+        root, **DATA), [synthetic, synthetic_segmentation])
     out = osp.join(work_dir, 'segmentation')
     t0 = time.time()
     options = {f'{loader}.dataset.data_root': root

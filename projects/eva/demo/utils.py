@@ -1,7 +1,11 @@
 """Helpers shared by the demo stages (``projects/eva/demo/<stage>.py``, run by tools/demo.py)."""
+import hashlib
+import inspect
 import json
 import os
 import os.path as osp
+import shutil
+from typing import Callable, Sequence
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
@@ -9,6 +13,62 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 def config_path(name: str) -> str:
     """Absolute path of ``configs/<name>``."""
     return osp.join(ROOT, 'configs', name)
+
+
+STAMP = 'generated_with.json'
+
+
+def data_stamp(spec: dict, generators: Sequence) -> dict:
+    """What a demo data folder was generated from: the stage's ``spec`` (sizes, counts,
+    seeds), a hash of the source of every generator module that drew it, and the versions of
+    the libraries whose output could change the files (image encoders, sklearn's digits)."""
+    from importlib.metadata import version
+    code = hashlib.sha256()
+    for module in generators:
+        with open(inspect.getsourcefile(module), 'rb') as f:
+            code.update(f.read())
+    stamp = dict(spec=spec, generator_sha256=code.hexdigest(),
+                 versions={p: version(p) for p in ('numpy', 'pillow', 'scikit-learn')})
+    return json.loads(json.dumps(stamp))  # tuples -> lists, as read back from the file
+
+
+def ensure_data(root: str, spec: dict, make: Callable[[], object], generators: Sequence,
+                log: Callable[[str], None] = print) -> bool:
+    """Generate the demo data folder ``root`` with ``make()`` unless its stamp says it was
+    generated from this very ``spec`` and generator code; returns True if it (re)generated.
+
+    A folder without a stamp, with another spec, or drawn by an older generator is removed
+    and drawn again (``root`` belongs to the demo): stale files left by older code changed
+    results before. The stamp is written last, so an interrupted generation is redone."""
+    want = data_stamp(spec, generators)
+    path = osp.join(root, STAMP)
+    if osp.isfile(path):
+        try:
+            with open(path) as f:
+                if json.load(f) == want:
+                    return False
+        except (OSError, ValueError):
+            pass  # unreadable stamp: regenerate
+        log(f'demo data {root}: generated from another spec or generator; drawing it again')
+    elif osp.exists(root):
+        log(f'demo data {root}: no {STAMP} (older demo); drawing it again')
+    if osp.exists(root):
+        shutil.rmtree(root)
+    make()
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(want, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+    return True
+
+
+def latest_checkpoint(work_dir: str, kind: str = 'epoch'):
+    """Newest ``<kind>_N.pth`` in ``work_dir`` (None if there is none)."""
+    import glob
+    ckpts = [(int(osp.basename(p)[len(kind) + 1:-4]), p)
+             for p in glob.glob(osp.join(work_dir, f'{kind}_*.pth'))
+             if osp.basename(p)[len(kind) + 1:-4].isdigit()]
+    return max(ckpts)[1] if ckpts else None
 
 
 def read_scalars(work_dir: str) -> list:
