@@ -11,10 +11,6 @@ torch.set_num_threads(2)
 import projects.eva  # noqa: E402,F401
 
 
-def pytest_configure(config):
-    config.addinivalue_line('markers', 'slow: trains a model through the Runner (minutes)')
-
-
 @pytest.fixture
 def tiny_arch():
     return dict(embed_dims=48, num_layers=4, num_heads=3, feedforward_channels=131)

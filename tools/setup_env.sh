@@ -12,7 +12,7 @@ MMCV_VERSION=2.1.0
 STAMP="$VENV/.eva-stamp"
 REQ_HASH="$(cat "$ROOT"/requirements/*.txt "$ROOT/setup.py" "$0" | sha256sum | cut -c1-16)"
 
-# Headless Chromium for the web demo's browser test (tests/test_gradio_demo.py): Debian's
+# Headless Chromium for the web demo's browser test (tests/deployment/test_gradio_demo.py): Debian's
 # chromium + chromium-driver, only as root with apt-get and only when missing. A failure
 # here does not stop the setup (that test then says why it is skipped).
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null \

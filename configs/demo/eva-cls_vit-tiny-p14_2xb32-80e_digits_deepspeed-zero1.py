@@ -2,7 +2,7 @@
 # pretraining recipe's engine section (configs/pretrain/_base_/deepspeed-zero1.py):
 #   DS_ACCELERATOR=cpu tools/dist_train.sh configs/demo/eva-cls_vit-tiny-p14_2xb32-80e_digits_deepspeed-zero1.py 2
 # EVALayerDecayOptimWrapperConstructor builds the parameter groups before DeepSpeed wraps
-# the optimizer; tests/test_distributed.py checks each group's lr after the strategy.
+# the optimizer; tests/engine/test_distributed.py checks each group's lr after the strategy.
 _base_ = ['./eva-cls_vit-tiny-p14_1xb64-80e_digits.py', '../pretrain/_base_/deepspeed-zero1.py']
 
 train_dataloader = dict(batch_size=32)  # x2 processes = the 1-process demo's batch of 64

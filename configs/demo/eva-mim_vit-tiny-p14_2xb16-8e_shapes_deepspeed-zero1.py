@@ -1,7 +1,7 @@
 # The MIM demo on DeepSpeed ZeRO-1 through the giant recipe's engine section
 # (configs/pretrain/_base_/deepspeed-zero1.py), in fp32 (DeepSpeed's fp16 needs a GPU):
 #   DS_ACCELERATOR=cpu tools/dist_train.sh configs/demo/eva-mim_vit-tiny-p14_2xb16-8e_shapes_deepspeed-zero1.py 2
-# tests/test_distributed.py: its losses equal the 2-process DDP run's (1e-5, 20 iterations),
+# tests/engine/test_distributed.py: its losses equal the 2-process DDP run's (1e-5, 20 iterations),
 # and a killed run resumes with --resume on the same losses.
 _base_ = ['./eva-mim_vit-tiny-p14_1xb32-8e_shapes.py', '../pretrain/_base_/deepspeed-zero1.py']
 

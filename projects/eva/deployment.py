@@ -173,7 +173,7 @@ def trace_shape(model: nn.Module, kind: str, shape: Tuple[int, int]) -> Tuple[in
     padded, and a graph traced there would lack the resize / padding for other sizes. So the
     example grid is moved (one patch at a time) off the position and rel-pos grids and off
     whole windows; resizing to the same grid and zero padding are identities, so the graph
-    is exact at every size (checked in tests/test_export.py)."""
+    is exact at every size (checked in tests/deployment/test_export.py)."""
     vit = _vit(model)
     step = size_multiple(model, kind)
     ratio = step // vit.patch_size

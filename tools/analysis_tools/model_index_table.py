@@ -4,7 +4,7 @@
     python tools/analysis_tools/model_index_table.py --write    # update README.md in place
 
 The metafiles (configs/<task>/metafile.yml) are the one source of the paper numbers;
-tests/test_model_index.py fails when README.md differs from this output.
+tests/apis/test_model_index.py fails when README.md differs from this output.
 """
 import argparse
 import os.path as osp

@@ -6,7 +6,7 @@
 plus ``Converted From.Weights`` (the official release URL), ``Converter`` (the command that
 turns that file into a checkpoint for the config) and an optional ``Note``. Adding a model
 (e.g. EVA-02) is adding an entry to a metafile: :func:`list_models`, :func:`get_model`, the
-README's results table (:func:`results_markdown`) and tests/test_model_index.py pick it up.
+README's results table (:func:`results_markdown`) and tests/apis/test_model_index.py pick it up.
 """
 import copy
 import fnmatch

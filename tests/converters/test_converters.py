@@ -1,0 +1,534 @@
+"""Every released image-backbone format converts, every tensor lands; numerics match timm and
+mmpretrain's BEiTViT."""
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+from mmpretrain.registry import MODELS
+
+import projects.eva.classification  # noqa: F401
+import projects.eva.pretrain  # noqa: F401
+from projects.eva.converters import convert_checkpoint, detect_format, get_format
+from projects.eva.models import CLIPVisionTower, EVAViT
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+# helpers of other test folders (tests/ holds no packages; site-packages has a ``tests``)
+sys.path[:0] = [osp.join(ROOT, 'tests', d) for d in ('video', )]
+ARCH = dict(embed_dims=48, num_layers=2, num_heads=3, feedforward_channels=131)
+
+
+def vit_state_dict(img_size=56, patch_size=14, seed=0):
+    """A random EVA ViT in the official EVA-01 key layout (our names are EVA-01's)."""
+    torch.manual_seed(seed)
+    m = EVAViT(ARCH, img_size=img_size, patch_size=patch_size, final_norm=False)
+    m.init_weights()
+    sd = {k: torch.randn_like(v) * 0.02 for k, v in m.state_dict().items()}
+    return sd
+
+
+def save(obj, path):
+    torch.save(obj, path)
+    return str(path)
+
+
+def classifier(num_classes=5, img_size=56, out_type='avg_featmap', final_norm=False):
+    return MODELS.build(dict(
+        type='ImageClassifier',
+        backbone=dict(type='EVAViT', arch=ARCH, img_size=img_size, out_type=out_type,
+                      final_norm=final_norm),
+        head=dict(type='EVAClsHead', num_classes=num_classes, in_channels=48)))
+
+
+def assert_all_landed(model, src, mapping):
+    """Strict load, then every source tensor equals its destination."""
+    model.load_state_dict(mapping, strict=True)
+    dst = model.state_dict()
+    for k, v in mapping.items():
+        torch.testing.assert_close(dst[k], v, msg=k)
+    assert len(mapping) == len(src), (len(mapping), len(src))
+
+
+def test_eva01_mim_fp16_round_trip(tmp_path):
+    sd = vit_state_dict()
+    sd.update(mask_token=torch.randn(1, 1, 48), **{
+        'norm.weight': torch.randn(48), 'norm.bias': torch.randn(48),
+        'lm_head.weight': torch.randn(16, 48), 'lm_head.bias': torch.randn(16)})
+    sd = {k: v.half() for k, v in sd.items()}  # eva_psz14.pt is DeepSpeed fp16
+    src = save({'model': sd}, tmp_path / 'eva_psz14.pt')
+    out = convert_checkpoint(src)
+    assert out['meta']['source_format'].startswith('eva01-mim')
+    conv = out['state_dict']
+    assert all(v.dtype == torch.float32 for v in conv.values())
+    mim = MODELS.build(dict(
+        type='EVAMIM',
+        backbone=dict(type='EVAViT', arch=ARCH, img_size=56, out_type='raw', final_norm=True,
+                      with_mask_token=True),
+        head=dict(type='EVAMIMHead', in_channels=48, out_channels=16),
+        teacher=CLIPVisionTower(arch=dict(width=16, layers=1, heads=2, patch_size=14,
+                                          image_size=56, output_dim=16))))
+    assert_all_landed(mim, sd, conv)
+    torch.testing.assert_close(mim.head.lm_head.weight, sd['lm_head.weight'].float())
+
+
+def test_patch_size_14_to_16(tmp_path):
+    sd = vit_state_dict(img_size=112)  # 8x8 grid at patch 14 (EVA: 16x16 at 224)
+    sd.update(**{'norm.weight': torch.ones(48), 'norm.bias': torch.zeros(48),
+                 'lm_head.weight': torch.randn(16, 48), 'lm_head.bias': torch.randn(16)})
+    src = save({'model': sd}, tmp_path / 'eva_psz14.pt')
+    conv = convert_checkpoint(src, patch_size=16)['state_dict']
+    w = conv['backbone.patch_embed.proj.weight']
+    assert w.shape == (48, 3, 16, 16)
+    expected = F.interpolate(sd['patch_embed.proj.weight'], size=(16, 16), mode='bicubic',
+                             align_corners=False)
+    torch.testing.assert_close(w, expected)  # plain resize, no magnitude rescale
+    pos = conv['backbone.pos_embed']
+    assert pos.shape == (1, 1 + 7 * 7, 48)  # 8x8 -> 7x7: the same 112 px at patch 16
+    grid = sd['pos_embed'][:, 1:].reshape(1, 8, 8, 48).permute(0, 3, 1, 2)
+    ref = F.interpolate(grid, size=(7, 7), mode='bicubic', align_corners=False)
+    torch.testing.assert_close(pos[:, 1:], ref.permute(0, 2, 3, 1).reshape(1, 49, 48))
+    # an already-converted eva_psz14to16.pt is recognised and left as is
+    src16 = save({'model': {k[len('backbone.'):] if k.startswith('backbone.') else
+                            k[len('head.'):]: v for k, v in conv.items()}},
+                 tmp_path / 'eva_psz14to16.pt')
+    again = convert_checkpoint(src16, patch_size=16)['state_dict']
+    torch.testing.assert_close(again['backbone.patch_embed.proj.weight'], w)
+    model = EVAViT(ARCH, img_size=112, patch_size=16, pos_embed_size=112)
+    model.load_state_dict({k[len('backbone.'):]: v for k, v in conv.items()
+                           if k.startswith('backbone.') and k != 'backbone.norm.weight'
+                           and k != 'backbone.norm.bias'}, strict=False)
+    assert model(torch.randn(1, 3, 112, 112))[0].shape == (1, 50, 48)
+
+
+@pytest.mark.parametrize('container', ['model', 'module', 'state_dict', None])
+def test_classification_checkpoint_containers(tmp_path, container):
+    sd = vit_state_dict()
+    sd.update(**{'fc_norm.weight': torch.randn(48), 'fc_norm.bias': torch.randn(48),
+                 'head.weight': torch.randn(5, 48), 'head.bias': torch.randn(5)})
+    body = {'module.' + k: v for k, v in sd.items()} if container == 'module' else sd
+    obj = body if container is None else {container: body, 'epoch': 3}
+    src = save(obj, tmp_path / 'eva_21k_1k_336px_psz14_ema_89p6.pt')
+    conv = convert_checkpoint(src)['state_dict']
+    assert conv['head.fc.weight'].shape == (5, 48)
+    assert_all_landed(classifier(), sd, conv)
+
+
+def test_eva_clip_vision_encoder(tmp_path):
+    sd = vit_state_dict()
+    sd.update(**{'norm.weight': torch.randn(48), 'norm.bias': torch.randn(48),
+                 'head.weight': torch.randn(1024, 48), 'head.bias': torch.randn(1024)})
+    src = save({'visual.' + k: v for k, v in sd.items()}, tmp_path / 'visual_only.pt')
+    conv = convert_checkpoint(src)['state_dict']
+    assert 'clip_projection.weight' in conv and 'backbone.norm.weight' in conv
+    model = EVAViT(ARCH, img_size=56, out_type='cls_token', final_norm=True)
+    backbone_sd = {k[len('backbone.'):]: v for k, v in conv.items() if k.startswith('backbone.')}
+    model.load_state_dict(backbone_sd, strict=True)
+    assert len(backbone_sd) + 2 == len(sd)
+
+
+def test_unknown_and_partial_formats_fail_clearly(tmp_path):
+    src = save({'model': {'foo.weight': torch.zeros(2), 'bar': torch.zeros(1)}},
+               tmp_path / 'x.pt')
+    with pytest.raises(ValueError, match=r"unknown checkpoint format.*foo\.weight"):
+        convert_checkpoint(src)
+    sd = vit_state_dict()
+    sd.update(**{'fc_norm.weight': torch.randn(48), 'fc_norm.bias': torch.randn(48),
+                 'head.weight': torch.randn(5, 48), 'head.bias': torch.randn(5),
+                 'blocks.0.attn.rel_pos_bias.table': torch.zeros(3)})
+    with pytest.raises(ValueError, match=r'rel_pos_bias\.table is not part of an EVA-01 block'):
+        convert_checkpoint(save(sd, tmp_path / 'y.pt'))  # a near miss, named
+    sd.pop('blocks.0.attn.rel_pos_bias.table')
+    sd['stray.weight'] = torch.zeros(3)
+    with pytest.raises(ValueError, match='unknown checkpoint format'):
+        convert_checkpoint(save(sd, tmp_path / 'y.pt'))
+    with pytest.raises(KeyError, match='no mapping'):  # forced: every tensor must still map
+        convert_checkpoint(save(sd, tmp_path / 'y.pt'), format='eva01-cls')
+    with pytest.raises(FileNotFoundError, match='checkpoint not found'):
+        convert_checkpoint(str(tmp_path / 'missing.pt'))
+
+
+def test_cli_writes_loadable_file(tmp_path):
+    sd = vit_state_dict()
+    sd.update(**{'fc_norm.weight': torch.randn(48), 'fc_norm.bias': torch.randn(48),
+                 'head.weight': torch.randn(5, 48), 'head.bias': torch.randn(5)})
+    src = save({'model': sd}, tmp_path / 'cls.pt')
+    dst = tmp_path / 'out' / 'cls_mm.pth'
+    res = subprocess.run([sys.executable, osp.join(ROOT, 'tools/model_converters/eva_to_mm.py'),
+                          src, str(dst)], capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    assert 'eva01-cls' in res.stdout
+    ckpt = torch.load(dst, weights_only=True)
+    assert set(ckpt) == {'state_dict', 'meta'}
+    assert all(k.startswith(('backbone.', 'head.')) for k in ckpt['state_dict'])
+
+
+# ---------------------------------------------------------------- parity with timm
+def _timm_eva(num_classes, global_pool):
+    from timm.models.eva import Eva
+    torch.manual_seed(0)
+    m = Eva(img_size=56, patch_size=14, embed_dim=48, depth=2, num_heads=3,
+            mlp_ratio=131 / 48, num_classes=num_classes, global_pool=global_pool)
+    with torch.no_grad():  # non-trivial values everywhere (timm zero-inits some)
+        for p in m.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return m.eval()
+
+
+def test_timm_forward_features_parity(tmp_path):
+    timm_model = _timm_eva(num_classes=0, global_pool='token')
+    assert timm_model.blocks[0].mlp.fc1.out_features == 131  # odd MLP ratio like 6144/1408
+    src = save({'model': timm_model.state_dict()}, tmp_path / 'timm_eva.pt')
+    conv = convert_checkpoint(src)['state_dict']
+    ours = EVAViT(ARCH, img_size=56, out_type='raw', final_norm=True).eval()
+    ours.load_state_dict({k[len('backbone.'):]: v for k, v in conv.items()}, strict=True)
+    x = torch.randn(2, 3, 56, 56)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x)[0], timm_model.forward_features(x),
+                                   rtol=0, atol=1e-5)
+
+
+def test_timm_classification_logits_parity(tmp_path):
+    timm_model = _timm_eva(num_classes=7, global_pool='avg')
+    src = save({'model': timm_model.state_dict()}, tmp_path / 'timm_cls.pt')
+    conv = convert_checkpoint(src)['state_dict']
+    ours = classifier(num_classes=7).eval()
+    ours.load_state_dict(conv, strict=True)
+    x = torch.randn(2, 3, 56, 56)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x, mode='tensor'), timm_model(x), rtol=0, atol=1e-5)
+
+
+def test_mmpretrain_beit_eva_parity(tmp_path):
+    torch.manual_seed(0)
+    beit = MODELS.build(dict(
+        type='ImageClassifier',
+        backbone=dict(type='BEiTViT', img_size=56, patch_size=14,
+                      arch=dict(embed_dims=48, num_layers=2, num_heads=3,
+                                feedforward_channels=131),
+                      layer_scale_init_value=0.0, use_abs_pos_emb=True, use_rel_pos_bias=False,
+                      use_shared_rel_pos_bias=False, out_type='avg_featmap'),
+        head=dict(type='LinearClsHead', num_classes=5, in_channels=48))).eval()
+    with torch.no_grad():
+        for p in beit.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    src = save({'state_dict': beit.state_dict(), 'meta': {}}, tmp_path / 'beit-g-p14.pth')
+    out = convert_checkpoint(src)
+    assert out['meta']['source_format'] == 'mmpretrain-beit-eva'
+    ours = classifier().eval()
+    ours.load_state_dict(out['state_dict'], strict=True)
+    x = torch.randn(2, 3, 56, 56)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x, mode='tensor'), beit(x, mode='tensor'),
+                                   rtol=0, atol=1e-5)
+
+
+def test_format_detection_is_unambiguous():
+    sd = vit_state_dict()
+    head = {'head.weight': torch.randn(5, 48), 'head.bias': torch.randn(5)}
+    fcn = {'fc_norm.weight': torch.ones(48), 'fc_norm.bias': torch.zeros(48)}
+    norm = {'norm.weight': torch.ones(48), 'norm.bias': torch.zeros(48)}
+    lm = {'lm_head.weight': torch.randn(8, 48), 'lm_head.bias': torch.zeros(8)}
+    assert detect_format({**sd, **norm, **lm}).name == 'eva01-mim'
+    assert detect_format({**sd, **fcn, **head}).name == 'eva01-cls'
+    assert detect_format(sd | norm).name == 'eva-clip-vision'  # a tower without projection
+    visual = {'visual.' + k: v for k, v in (sd | norm | head).items()}
+    assert detect_format(visual).name == 'eva-clip-vision'
+    # a 1024-class mean-pooled classifier is a classifier (the old 1024-row rule misread it)
+    wide = {'head.weight': torch.randn(1024, 48), 'head.bias': torch.zeros(1024)}
+    assert detect_format({**sd, **fcn, **wide}).name == 'eva01-cls'
+    # norm + head is both a cls-token classifier and EVA-CLIP's tower with its projection:
+    # the tensors cannot tell, so the user chooses
+    for h in (head, wide):
+        with pytest.raises(ValueError, match=r"ambiguous.*'eva01-cls', 'eva-clip-vision'.*--format"):
+            detect_format({**sd, **norm, **h})
+        assert detect_format({**sd, **norm, **h}, 'eva-clip-vision').name == 'eva-clip-vision'
+    with pytest.raises(ValueError, match=r"unknown format name 'eva-cls'.*'eva01-cls'"):
+        detect_format(sd, 'eva-cls')
+    # shapes count: a head of the wrong width, a truncated block, an lm_head of another width
+    with pytest.raises(ValueError, match='unknown checkpoint format'):
+        detect_format({**sd, **fcn, 'head.weight': torch.randn(5, 40), 'head.bias': torch.randn(5)})
+    with pytest.raises(ValueError, match=r'blocks\.1 lacks \[.mlp\.fc2\.bias.\]'):
+        detect_format({k: v for k, v in (sd | fcn | head).items() if k != 'blocks.1.mlp.fc2.bias'})
+
+
+def _timm_eva02(**kw):
+    from timm.models.eva import Eva
+    torch.manual_seed(0)
+    cfg = dict(img_size=56, patch_size=14, embed_dim=48, depth=2, num_heads=3,
+               mlp_ratio=4 * 2 / 3, swiglu_mlp=True, use_rot_pos_emb=True, ref_feat_shape=(4, 4),
+               num_classes=0)
+    cfg.update(kw)
+    return Eva(**cfg)
+
+
+@pytest.mark.parametrize('kw', [dict(), dict(scale_mlp=True, num_classes=5, global_pool='avg')])
+def test_timm_eva02_is_not_taken_for_eva01(tmp_path, kw):
+    """timm's EVA-02 (``eva02_tiny_patch14_224`` layout: fused SwiGLU ``fc1`` of twice the
+    hidden width, RoPE, optionally sub-LN) has EVA-01's key names; it used to be written out
+    as an EVA-01 classifier (exit 0)."""
+    m = _timm_eva02(**kw)
+    sd = m.state_dict()
+    if 'blocks.0.mlp.fc1.weight' in sd:  # fused SwiGLU (else timm's sub-LN SwiGLU: fc1_g/fc1_x)
+        assert sd['blocks.0.mlp.fc1.weight'].shape[0] == 2 * sd['blocks.0.mlp.fc2.weight'].shape[1]
+    src = save({'model': sd}, tmp_path / 'eva02_tiny_patch14_224.pt')
+    try:
+        fmt = detect_format(sd)
+    except ValueError as e:  # refused, saying why
+        assert 'unknown checkpoint format' in str(e) and 'EVA-02' in str(e), e
+        code, _, err = run_cli(src, tmp_path / 'out.pth')
+        assert code != 0 and 'EVA-02' in err and 'eva02_tiny' in err
+        assert not (tmp_path / 'out.pth').exists()
+    else:  # an EVA-02 converter (converters/eva02*.py) may claim it, an EVA-01 one never
+        assert 'eva02' in fmt.name.lower(), fmt.name
+    for name in ('eva01-cls', 'eva01-mim', 'eva-clip-vision', 'own-run'):
+        assert not get_format(name).detect(sd)
+
+
+def test_own_mim_run_to_patch_16_backbone(tmp_path):
+    """A checkpoint of this project's MIM pretraining (mmengine runner layout) converts to a
+    patch-16 backbone for detection / segmentation, heads dropped, as EVA-01 did with
+    eva_psz14.pt; the official segmentation release (also ``backbone.blocks``) is not
+    mistaken for it."""
+    mim = MODELS.build(dict(
+        type='EVAMIM',
+        backbone=dict(type='EVAViT', arch=ARCH, img_size=112, out_type='raw', final_norm=True,
+                      with_mask_token=True),
+        head=dict(type='EVAMIMHead', in_channels=48, out_channels=16),
+        teacher=CLIPVisionTower(arch=dict(width=16, layers=1, heads=2, patch_size=14,
+                                          image_size=112, output_dim=16))))
+    sd = mim.state_dict()
+    src = save({'meta': {}, 'state_dict': sd, 'optimizer': {}}, tmp_path / 'epoch_8.pth')
+    out = convert_checkpoint(src, patch_size=16)
+    assert out['meta']['source_format'] == 'own-run'
+    conv = out['state_dict']
+    assert sorted(conv) == sorted(k for k in sd if k.startswith('backbone.'))
+    torch.testing.assert_close(conv['backbone.patch_embed.proj.weight'], F.interpolate(
+        sd['backbone.patch_embed.proj.weight'], size=(16, 16), mode='bicubic',
+        align_corners=False))
+    assert conv['backbone.pos_embed'].shape == (1, 1 + 7 * 7, 48)
+    det = EVAViT(ARCH, img_size=128, patch_size=16, pos_embed_size=112, out_type='featmap',
+                 final_norm=False, with_cls_token=False, window_size=4, use_rel_pos=True)
+    missing, unexpected = det.load_state_dict(
+        {k[len('backbone.'):]: v for k, v in conv.items()}, strict=False)
+    assert sorted(unexpected) == ['cls_token', 'mask_token', 'norm.bias', 'norm.weight']
+    assert all('rel_pos' in k for k in missing)  # new, zero-initialised in ViTDet
+    assert det(torch.randn(1, 3, 128, 128))[0].shape == (1, 48, 8, 8)
+    seg_like = dict(sd, **{'decode_head.conv_seg.weight': torch.zeros(1)})
+    with pytest.raises(ValueError, match='unknown checkpoint format'):
+        detect_format(seg_like)  # not taken (and half-converted) as one of our runs
+
+
+# ---------------------------------------------------------------- release files, as released
+def beit_container(sd, **extra):
+    """BEiT / MAE ``save_model``: what EVA-01's MIM, classification and linear-probe scripts
+    write (``args`` is an argparse.Namespace)."""
+    import argparse
+    return dict(model=sd, optimizer={'state': {}, 'param_groups': [{'lr': 1e-4, 'params': [0]}]},
+                epoch=59, scaler={'scale': 65536.0, '_growth_tracker': 3},
+                args=argparse.Namespace(model='eva_g_patch14', input_size=224, lr=1e-4,
+                                        layer_decay=0.85, betas=(0.9, 0.98), output_dir='/out',
+                                        resume='', nb_classes=21841), **extra)
+
+
+def linprobe_state_dict(num_classes=5):
+    sd = vit_state_dict()
+    sd.update(**{'norm.weight': torch.rand(48) + 0.5, 'norm.bias': torch.randn(48) * 0.1,
+                 'head.0.running_mean': torch.randn(48) * 0.1,
+                 'head.0.running_var': torch.rand(48) + 0.5,
+                 'head.0.num_batches_tracked': torch.tensor(112590),
+                 'head.1.weight': torch.randn(num_classes, 48) * 0.1,
+                 'head.1.bias': torch.randn(num_classes) * 0.1})
+    return sd
+
+
+def test_eva_clip_linear_probe_release(tmp_path):
+    """``eva_clip_vis_enc_sz224_lincls_86p5.pth``: the vision encoder + ``head =
+    Sequential(BatchNorm1d(affine=False), Linear)`` (``head.0`` running stats only) in MAE's
+    linear-probe container -> our linear-probe classifier, logits equal to the official
+    computation (cls token after the final norm -> BN with running stats -> Linear)."""
+    from timm.models.eva import Eva
+    sd = linprobe_state_dict()
+    src = save(beit_container(sd), tmp_path / 'eva_clip_vis_enc_sz224_lincls_86p5.pth')
+    out = convert_checkpoint(src)
+    assert out['meta']['source_format'] == 'eva-clip-linprobe'
+    model = MODELS.build(dict(
+        type='ImageClassifier',
+        backbone=dict(type='EVAViT', arch=ARCH, img_size=56, out_type='cls_token',
+                      final_norm=True),
+        head=dict(type='EVALinearProbeHead', num_classes=5, in_channels=48))).eval()
+    assert_all_landed(model, sd, out['state_dict'])
+    assert model.head.bn.num_batches_tracked.item() == 112590
+    # the official model: an EVA-01 ViT (timm Eva has its layout) pooling the normed cls token
+    ref = Eva(img_size=56, patch_size=14, embed_dim=48, depth=2, num_heads=3,
+              mlp_ratio=131 / 48, num_classes=0, global_pool='token').eval()
+    ref.load_state_dict({k: v for k, v in sd.items() if not k.startswith('head.')})
+    x = torch.randn(3, 3, 56, 56)
+    with torch.no_grad():
+        feat = ref(x)
+        bn = F.batch_norm(feat, sd['head.0.running_mean'], sd['head.0.running_var'],
+                          training=False, eps=1e-6)
+        expected = F.linear(bn, sd['head.1.weight'], sd['head.1.bias'])
+        torch.testing.assert_close(model(x, mode='tensor'), expected, rtol=1e-5, atol=1e-5)
+    # an affine BatchNorm is another head: not this format
+    affine = dict(sd, **{'head.0.weight': torch.ones(48), 'head.0.bias': torch.zeros(48)})
+    with pytest.raises(ValueError, match='unknown checkpoint format'):
+        detect_format(affine)
+
+
+@pytest.mark.parametrize('release', [
+    'eva_psz14.pt', 'eva_psz14to16.pt', 'eva_21k_224px_psz14.pt',
+    'eva_21k_1k_336px_psz14_ema_89p6.pt', 'eva_clip_psz14_vision_enc.pt',
+    'eva_clip_vis_enc_sz336_lincls_86p5.pth'])
+def test_readme_release_files_convert(tmp_path, release):
+    """Each file of the README's conversion table, in its container and dtype, converts
+    with the command the README gives and loads strictly into the model it is for."""
+    norm = {'norm.weight': torch.randn(48), 'norm.bias': torch.randn(48)}
+    fcn = {'fc_norm.weight': torch.randn(48), 'fc_norm.bias': torch.randn(48)}
+    options, expected = {}, None
+    if release.startswith('eva_psz14'):  # DeepSpeed fp16 MIM: {'model': sd}
+        sd = vit_state_dict(patch_size=16 if 'to16' in release else 14)
+        sd.update(norm, mask_token=torch.randn(1, 1, 48), **{
+            'lm_head.weight': torch.randn(16, 48), 'lm_head.bias': torch.randn(16)})
+        sd = {k: v.half() for k, v in sd.items()}
+        obj, expected = {'model': sd}, 'eva01-mim'
+    elif release.startswith('eva_21k_224'):  # IN-21K intermediate, fp16, BEiT container
+        sd = vit_state_dict()
+        sd.update(fcn, **{'head.weight': torch.randn(21, 48), 'head.bias': torch.randn(21)})
+        sd = {k: v.half() for k, v in sd.items()}
+        obj, expected = beit_container(sd), 'eva01-cls'
+    elif release.startswith('eva_21k_1k'):  # fp32 EMA under 'model' (+ 'model_ema')
+        sd = vit_state_dict()
+        sd.update(fcn, **{'head.weight': torch.randn(7, 48), 'head.bias': torch.randn(7)})
+        obj, expected = beit_container(sd, model_ema=dict(sd)), 'eva01-cls'
+    elif release == 'eva_clip_psz14_vision_enc.pt':  # fp16 tower with its 1024-d projection
+        sd = vit_state_dict()
+        sd.update(norm, **{'head.weight': torch.randn(1024, 48), 'head.bias': torch.randn(1024)})
+        sd = {k: v.half() for k, v in sd.items()}
+        obj, expected = {'module': sd}, 'eva-clip-vision'
+        options['format'] = 'eva-clip-vision'  # norm + head: the README passes --format
+    else:
+        sd = linprobe_state_dict(num_classes=9)
+        obj, expected = beit_container(sd), 'eva-clip-linprobe'
+    src = save(obj, tmp_path / release)
+    out = convert_checkpoint(src, **options)
+    assert out['meta']['source_format'] == expected
+    conv = out['state_dict']
+    assert all(v.dtype == torch.float32 for k, v in conv.items() if 'num_batches' not in k)
+    assert len(conv) == len(sd)
+    for k, v in sd.items():  # every source tensor lands once, unchanged but for the dtype
+        assert any(torch.equal(v.float(), c.float()) and c.shape == v.shape
+                   for c in conv.values()), k
+    if expected == 'eva-clip-vision':
+        with pytest.raises(ValueError, match='ambiguous'):
+            convert_checkpoint(src)
+
+
+def test_video_release_container_with_config_object(tmp_path, tiny_arch):
+    """``eva_video_k*.pth`` (Swin-style ``save_checkpoint``) holds ``'config'``, a yacs
+    ``CfgNode`` (a dict subclass): it is read as plain data, yacs is never imported."""
+    import sys as _sys
+    import types
+    from test_video import _official_video_sd
+    sd = _official_video_sd(tiny_arch, frames=8, classes=7)
+
+    class CfgNode(dict):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            self.__dict__['__immutable__'] = False
+            self.__dict__['__deprecated_keys__'] = set()
+
+    CfgNode.__module__, CfgNode.__qualname__ = 'yacs.config', 'CfgNode'
+    yacs, config = types.ModuleType('yacs'), types.ModuleType('yacs.config')
+    config.CfgNode = CfgNode
+    _sys.modules.update({'yacs': yacs, 'yacs.config': config})
+    try:
+        cfg = CfgNode(MODEL=CfgNode(TYPE='eva', NUM_CLASSES=722), TRAIN=CfgNode(EPOCHS=40))
+        src = save({'model': {k: v.half() for k, v in sd.items()}, 'optimizer': {},
+                    'lr_scheduler': {'last_epoch': 39}, 'max_accuracy': 84.9, 'epoch': 39,
+                    'amp': {'loss_scaler0': {'loss_scale': 65536.0}}, 'config': cfg},
+                   tmp_path / 'eva_video_k722.pth')
+    finally:
+        del _sys.modules['yacs'], _sys.modules['yacs.config']
+    out = convert_checkpoint(src)
+    assert out['meta']['source_format'] == 'eva01-video' and len(out['state_dict']) == len(sd)
+
+
+def test_load_weights_refuses_code_and_names_the_type(tmp_path):
+    import collections
+    from projects.eva.checkpoint import load_weights
+    path = save({'model': {'x': torch.ones(1)}, 'hook': collections.Counter(a=1),
+                 'fn': F.relu}, tmp_path / 'with_code.pth')
+    with pytest.raises(RuntimeError, match=r"with_code\.pth: it pickles \[.*relu.*weights_only"):
+        load_weights(path)
+
+
+def run_cli(*args):
+    """The converter's ``main`` in this process (a subprocess per case costs a full import of
+    the stack): (exit code, stdout, stderr)."""
+    import contextlib
+    import importlib.util
+    import io
+    spec = importlib.util.spec_from_file_location(
+        'eva_to_mm', osp.join(ROOT, 'tools/model_converters/eva_to_mm.py'))
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            cli.main([str(a) for a in args])
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+            if not isinstance(e.code, int) and e.code is not None:
+                err.write(str(e.code))
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_cli_refuses_bad_paths_and_non_checkpoints(tmp_path):
+    """Issue 14 item 6: the input as output (it replaced a training checkpoint), an existing
+    folder (left a .tmp behind), empty and text files (bare EOFError / IndexError)."""
+    sd = vit_state_dict()
+    sd.update(**{'fc_norm.weight': torch.randn(48), 'fc_norm.bias': torch.randn(48),
+                 'head.weight': torch.randn(5, 48), 'head.bias': torch.randn(5)})
+    src = save({'model': sd}, tmp_path / 'epoch_3.pth')
+    before = (tmp_path / 'epoch_3.pth').read_bytes()
+    for dst in (src, str(tmp_path / '.' / 'epoch_3.pth')):
+        code, _, err = run_cli(src, dst)
+        assert code != 0 and 'is the input checkpoint' in err, err
+    assert (tmp_path / 'epoch_3.pth').read_bytes() == before
+    (tmp_path / 'out').mkdir()
+    code, _, err = run_cli(src, tmp_path / 'out')
+    assert code != 0 and 'is an existing folder' in err
+    assert list((tmp_path / 'out').iterdir()) == [] and \
+        not [p for p in tmp_path.iterdir() if p.name.endswith('.tmp')]
+    (tmp_path / 'empty.pth').write_bytes(b'')
+    (tmp_path / 'notes.pth').write_text('eva weights: see the README\n')
+    for name, msg in (('empty.pth', 'empty file'), ('notes.pth', 'not a PyTorch checkpoint')):
+        code, _, err = run_cli(tmp_path / name, tmp_path / 'x.pth')
+        assert code != 0 and msg in err and name in err, err
+    code, _, err = run_cli(src, tmp_path / 'x.pth', '--format', 'eva-cls')
+    assert code == 2 and "known formats: ['eva01-mim'" in err
+    assert not (tmp_path / 'x.pth').exists()
+    code, out, _ = run_cli(src, tmp_path / 'x.pth', '--format', 'eva01-cls')
+    assert code == 0 and 'eva01-cls' in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['empty.pth', 'epoch_3.pth', 'notes.pth',
+                                                          'out', 'x.pth']
+
+
+def test_cli_failure_while_saving_leaves_nothing(tmp_path, monkeypatch):
+    """A crash during ``torch.save`` (disk full, kill) leaves neither DST nor a temporary."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'eva_to_mm', osp.join(ROOT, 'tools/model_converters/eva_to_mm.py'))
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+
+    def broken_save(obj, f):
+        open(f, 'wb').write(b'partial')
+        raise OSError(28, 'No space left on device')
+
+    monkeypatch.setattr(cli.torch, 'save', broken_save)
+    with pytest.raises(OSError, match='No space'):
+        cli.save_atomic({'x': 1}, str(tmp_path / 'sub' / 'out.pth'))
+    assert list((tmp_path / 'sub').iterdir()) == []
