@@ -45,7 +45,8 @@ def _constant(warmup):
 
 # the schedules the EVA-02 det configs use, written once: ``{{_base_.schedules.<name>}}``
 schedules = dict(steps40k=_steps(40000), steps50k=_steps(50000), steps60k=_steps(60000),
-                 steps400k=_steps(400000, warmup=5000), const40k=_constant(400), const70k=_constant(700))
+                 steps400k=_steps(400000, warmup=5000), const40k=_constant(400),
+                 const70k=_constant(700))
 max_iters = 60000
 train_cfg = dict(max_iters=max_iters)
 param_scheduler = schedules['steps60k']

@@ -411,3 +411,25 @@ def test_report_puts_runs_beside_their_own_models_release(tmp_path, capsys):
     assert '| kinetics400 | 60.00 | - |' in text  # EVA-01's 65.23 is not this model's
     with pytest.raises(SystemExit):
         report.main(dirs + [run('eva-clip_vit-g-p14_zeroshot-cls_in1k', 78.0)])
+
+
+def test_image_encoder_with_rope_exports_to_onnx(tmp_path, one_thread):
+    """tools/deployment/export_onnx.py on an EVA-02-CLIP image tower (RoPE tables built in the
+    graph, inner_attn_ln, sub-LN SwiGLU): onnxruntime equals PyTorch at batch 1 and 3."""
+    pytest.importorskip('onnxruntime')
+    from projects.eva import deployment
+    demo = osp.join(ROOT, 'configs/demo/eva-clip_vit-tiny-p8_1xb64-6e_shapes-captions.py')
+    arch = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=48,
+                mlp_type='swiglu', sub_ln=True, rope=True, inner_attn_ln=True)
+    torch.manual_seed(0)
+    model = deployment.load_model(demo, None, {'model.vision_backbone.arch': arch,
+                                               'model.text_backbone.layers': 1})
+    with torch.no_grad():  # zero q/v biases and unit LNs would hide a wrong graph
+        for name, p in model.named_parameters():
+            if name.endswith(('q_bias', 'v_bias')) or '_ln.' in name:
+                p.normal_(0, 0.2)
+    kind = deployment.model_kind(model, 'image')
+    out = str(tmp_path / 'image.onnx')
+    deployment.export(model, out, kind, dynamic_batch=True, config=demo)
+    for batch in (1, 3):
+        assert deployment.compare(model, out, kind, batch, (40, 40), seed=batch) < 1e-4

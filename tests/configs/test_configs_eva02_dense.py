@@ -298,3 +298,45 @@ def test_eva02_seg_backbone_and_neck_have_the_official_sizes(name):
     assert sum(p.numel() for p in model.neck.parameters()) == FPN[arch]
     assert tuple(model.backbone.pos_embed.shape[:2]) == (1, 1 + (crop // 16) ** 2)
     assert model.backbone.norm is None and model.backbone.cls_token is not None
+
+
+# ------------------------------------------------------------------ real sizes, meta forward
+@pytest.mark.parametrize('row', DET_RECIPES, ids=[r[0] for r in DET_RECIPES])
+def test_eva02_det_backbone_and_pyramid_run_at_their_real_size_on_meta(row):
+    """The real backbone + pyramid at the training size (windows 16 or 32 tile the 64x64 /
+    96x96 grid, global RoPE over the whole map, pos 14x14 resized), on the meta device: p2..p6
+    at strides 4..64, 256 channels."""
+    import projects.eva.detection  # noqa: F401
+    from mmdet.registry import MODELS
+    from mmengine.registry import DefaultScope
+    name, size = row[0], row[2]
+    cfg = _cfg(DET + name).model
+    cfg.backbone.init_cfg = None
+    with DefaultScope.overwrite_default_scope('mmdet'), torch.device('meta'):
+        backbone, neck = MODELS.build(cfg.backbone), MODELS.build(cfg.neck)
+        outs = neck(backbone(torch.empty(1, 3, size, size)))
+    assert [tuple(o.shape) for o in outs] == [(1, 256, size // s, size // s)
+                                             for s in (4, 8, 16, 32, 64)]
+
+
+@pytest.mark.parametrize('name', sorted(SEG_RECIPES))
+def test_eva02_upernet_runs_at_its_real_size_on_meta(name):
+    """Backbone (cls token + 32x32 / 40x40 grid), Feature2Pyramid and both heads at the crop
+    size on the meta device: 4 maps of D channels at strides 4..32, 150-way logits at 1/4
+    (UPerHead) and 1/16 (auxiliary FCN)."""
+    import projects.eva.segmentation  # noqa: F401
+    from mmengine.registry import DefaultScope
+    from mmseg.registry import MODELS
+    cfg = _cfg(SEG + name)
+    cfg.model.backbone.init_cfg = None
+    crop = SEG_RECIPES[name][1]
+    with DefaultScope.overwrite_default_scope('mmseg'), torch.device('meta'):
+        model = MODELS.build(cfg.model).eval()  # (SyncBN: running statistics)
+        feats = model.extract_feat(torch.empty(1, 3, crop, crop))
+        logits = model.decode_head(feats)
+        aux = model.auxiliary_head(feats)
+    dim = model.backbone.embed_dims
+    assert [tuple(f.shape) for f in feats] == [(1, dim, crop // s, crop // s)
+                                              for s in (4, 8, 16, 32)]
+    assert tuple(logits.shape) == (1, 150, crop // 4, crop // 4)
+    assert tuple(aux.shape) == (1, 150, crop // 16, crop // 16)  # FCN on the stride-16 map

@@ -15,6 +15,8 @@ from projects.eva.converters import convert_checkpoint, detect_format, get_forma
 from projects.eva.models import CLIPVisionTower, EVAViT
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+# helpers of other test folders (tests/ holds no packages; site-packages has a ``tests``)
+sys.path[:0] = [osp.join(ROOT, 'tests', d) for d in ('video', )]
 ARCH = dict(embed_dims=48, num_layers=2, num_heads=3, feedforward_channels=131)
 
 

@@ -5,6 +5,7 @@ our models; the MIM and classification files give timm's eva02 numbers (timm rea
 files with its own ``checkpoint_filter_fn``). Also: safetensors files, format names and
 look-alikes that are refused."""
 import os.path as osp
+import sys
 
 import pytest
 import torch
@@ -18,6 +19,8 @@ from projects.eva.models import CLIPVisionTower, EVAViT
 
 timm = pytest.importorskip('timm')
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+# helpers of other test folders (tests/ holds no packages; site-packages has a ``tests``)
+sys.path[:0] = [osp.join(ROOT, 'tests', d) for d in ('converters', 'detection')]
 TOL = dict(rtol=1e-5, atol=1e-5)
 DIM, HEADS, HIDDEN = 64, 2, 170  # int(64 * 4 * 2/3); head dim 32 (RoPE needs % 4)
 

@@ -114,12 +114,10 @@ def run_eva02_stage(tmp_path, teacher: str = 'trained', mim_epochs: int = 16,
     Returns (held-out cosine to the *trained* teacher, fine-tuned top-1)."""
     from mmpretrain.registry import MODELS
 
-    from projects.eva.demo import clip, synthetic, synthetic_clip
-    from projects.eva.demo.utils import build_runner, ensure_data, latest_checkpoint
+    from projects.eva.demo import clip
+    from projects.eva.demo.utils import build_runner, latest_checkpoint
     work, data = str(tmp_path / 'work'), str(tmp_path / 'data')
-    root = osp.join(data, 'clip')
-    ensure_data(root, clip.DATA, lambda: synthetic_clip.make_caption_dataset(root, **clip.DATA),
-                [synthetic, synthetic_clip])
+    root = clip.make_data(data)
     opts = {f'{loader}.dataset.data_root': root
             for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')}
     opts.update({'train_cfg.max_epochs': clip_epochs, 'train_cfg.val_interval': clip_epochs,

@@ -9,11 +9,17 @@ CONFIG = 'demo/eva-clip_vit-tiny-p8_1xb64-6e_shapes-captions.py'
 DATA = dict(num_train=1800, num_test_per_class=20, size=40, seed=0)
 
 
-def run_demo_stage(work_dir: str, data_root: str) -> list:
+def make_data(data_root: str) -> str:
+    """``<data_root>/clip`` (captions + the zero-shot test split), drawn again when stale."""
     from . import synthetic, synthetic_clip
     root = osp.join(data_root, 'clip')
     ensure_data(root, DATA, lambda: synthetic_clip.make_caption_dataset(root, **DATA),
                 [synthetic, synthetic_clip])
+    return root
+
+
+def run_demo_stage(work_dir: str, data_root: str) -> list:
+    root = make_data(data_root)
     out = osp.join(work_dir, 'clip')
     options = {'train_dataloader.dataset.data_root': root,
                'val_dataloader.dataset.data_root': root,

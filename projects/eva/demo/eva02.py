@@ -97,8 +97,10 @@ def eva01_top1(work_dir: str):
 
 
 def run_demo_stage(work_dir: str, data_root: str) -> list:
+    from .clip import make_data as clip_data
     from .synthetic import digits_split
     teacher = clip_teacher_checkpoint(work_dir)
+    heldout_images = osp.join(clip_data(data_root), 'test')  # never seen by MIM
     mim, mim_min = pretrain(work_dir, data_root, teacher)
     out = osp.join(work_dir, 'eva02_mim')
     records = [r for r in read_scalars(out) if 'loss' in r]
@@ -107,7 +109,7 @@ def run_demo_stage(work_dir: str, data_root: str) -> list:
                'EVA-02 MIM demo: -cos to the demo EVA-CLIP\'s patch features')
     k = max(1, len(losses) // 8)
     first, last = sum(losses[:k]) / k, sum(losses[-k:]) / k
-    heldout = heldout_cosine(mim.model, osp.join(data_root, 'clip', 'test'))
+    heldout = heldout_cosine(mim.model, heldout_images)
     top1, cls, cls_min = finetune(work_dir, data_root, latest_checkpoint(out))
     eva01 = eva01_top1(work_dir)
     beside = f' (EVA-01 stage: {eva01:.2f})' if eva01 is not None else ''
