@@ -26,18 +26,32 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+def _subclasses(cls):
+    """``cls`` and every subclass imported so far (each keeps its own instance dict)."""
+    found = [cls]
+    for sub in cls.__subclasses__():
+        found += _subclasses(sub)
+    return found
+
+
 def _scopes_and_threads():
     """A Runner leaves its package's default scope (mmdet, mmaction...) behind globally, and
     later registry builds resolve in it; a tool run in-process may leave torch at one thread,
     which changes summation order (a learning test's trajectory with it); a config with
     ``randomness.deterministic`` (the demo's) turns torch's deterministic mode on for the
-    process. All three are restored."""
+    process. Visualizers are named singletons too: the configs' ``name='visualizer'`` makes a
+    later Runner reuse the instance an earlier test built, writing its ``vis_data`` scalars
+    into that test's work dir. All four are restored."""
     from mmengine.registry import DefaultScope
-    saved, threads = dict(DefaultScope._instance_dict), torch.get_num_threads()
+    from mmengine.visualization import Visualizer
+    saved = {m: dict(m._instance_dict) for m in [DefaultScope, *_subclasses(Visualizer)]}
+    threads = torch.get_num_threads()
     deterministic = torch.are_deterministic_algorithms_enabled()
     yield
-    DefaultScope._instance_dict.clear()
-    DefaultScope._instance_dict.update(saved)
+    # classes first imported during the test count too (they start with no instances)
+    for manager in [DefaultScope, *_subclasses(Visualizer)]:
+        manager._instance_dict.clear()
+        manager._instance_dict.update(saved.get(manager, {}))
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(deterministic)
 
