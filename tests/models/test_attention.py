@@ -70,6 +70,39 @@ def test_kernels_equal_dense_forward_and_grads(rel, tab, methods, dtype, tol):
                                        rtol=tol)
 
 
+@pytest.mark.parametrize('units,blocks', [(2, (1, 2, 35)), (3, (1, 3, 35)), (6, (2, 3, 35))])
+def test_chunk_forward_blocks_of_heads_and_images(units, blocks, one_thread):
+    """The forward's blocks group heads, then images (a head group that does not divide the
+    heads, all heads of one image, both images): the output still matches the dense path."""
+    size = (5, 7)
+    inputs = _inputs(2, 3, *size, 8, torch.float64)
+    q, k = inputs[:2]
+    unit = 35 * 35 * 8  # one (image, head) block of 35 rows x 35 keys in fp64
+    assert A._forward_blocks(q, k, units * unit) == blocks
+    ref, _ = _run('dense', *inputs, size, True, True)
+    out, _ = _run('chunk', *inputs, size, True, True, chunk_bytes=units * unit)
+    torch.testing.assert_close(out, ref, atol=1e-12, rtol=1e-12)
+
+
+def test_chunk_forward_blocks_fill_the_sdpa_tiles():
+    """At ViTDet's 96x96 test grid, 16 heads: 768-row blocks of one head (PyTorch's CPU flash
+    kernel tiles 768+ rows by 256, fewer by 32-64; one head of all rows per block measured
+    0.80x the dense path's forward, all heads of 56 rows 1.24x), more heads where threads
+    would idle; the BEiT table's 3137 tokens: 3 heads in the 32 MiB budget."""
+    meta = lambda n, heads=16: torch.empty(1, heads, n, 64, device='meta')  # noqa: E731
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert A._forward_blocks(meta(9216), meta(9216), A.CHUNK_BYTES) == (1, 1, 768)
+        assert A._forward_blocks(meta(3137), meta(3137), A.CHUNK_BYTES) == (1, 3, 768)
+        torch.set_num_threads(16)  # 16 threads: 6 heads x 3 tiles
+        assert A._forward_blocks(meta(9216), meta(9216), A.CHUNK_BYTES) == (1, 6, 768)
+        # beyond one 768-row head in the budget (128x128 tokens): fewer rows, one head
+        assert A._forward_blocks(meta(16384), meta(16384), A.CHUNK_BYTES) == (1, 1, 512)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_chunk_never_builds_an_n_by_n_tensor():
     """Forward and backward of the chunk kernel: no tensor has B*heads*N*N elements; the
     dense path does (this is what the kernel is for)."""

@@ -33,6 +33,10 @@ METHODS = ('auto', 'dense', 'fold', 'chunk')
 # bytes of one query block's logits in the ``chunk`` kernel (one or two such buffers live)
 CHUNK_BYTES = 32 * 2**20
 MIN_CHUNK_ROWS = 32
+# PyTorch's CPU flash kernel (SDPA) splits queries into 256-row tiles when a call has at
+# least 768 query rows, into 32-64-row tiles below (measured: _forward_blocks)
+SDPA_TILE_ROWS = 256
+SDPA_FULL_TILE_ROWS = 768
 
 RelPos = Tuple[torch.Tensor, torch.Tensor]
 PosTable = Tuple[torch.Tensor, torch.Tensor]
@@ -129,26 +133,25 @@ def folded_attention(q, k, v, rel_pos: RelPos) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------- query chunks, recompute
-def _table_block(table, index, r0, r1, dtype) -> torch.Tensor:
+def _table_block(table, index, r0, r1, dtype, heads=slice(None)) -> torch.Tensor:
     """(1, heads, r1 - r0, N) BEiT-table bias of query rows r0:r1. ``table`` is (heads, L):
     index_select on its contiguous rows by the flat index is ~30x faster on CPU than
     table[index] followed by a permute (measured)."""
+    table = table[heads]
     rows, n = r1 - r0, index.shape[-1]
     return table.index_select(1, index[r0:r1].reshape(-1)).view(
         1, table.shape[0], rows, n).to(dtype)
 
 
-def _chunk_bias(q, k, rel_h, rel_w, table, index, r0, r1) -> torch.Tensor:
-    """(B | 1, heads, r1 - r0, N) bias of query rows r0:r1 (one block, never N x N)."""
-    bias = None
-    if rel_h is not None:
-        b, heads = rel_h.shape[:2]
-        bias = (rel_h[:, :, r0:r1, :, None] + rel_w[:, :, r0:r1, None, :]).view(
-            b, heads, r1 - r0, k.shape[-2])
-    if table is not None:
-        t = _table_block(table, index, r0, r1, q.dtype)
-        bias = t if bias is None else bias.add_(t)
-    return bias
+def _block_bias(rel_h, rel_w, table_bias, batch, heads, r0, r1) -> Optional[torch.Tensor]:
+    """(B | 1, heads, r1 - r0, N) bias of one forward block (never N x N): the rel-pos terms
+    of images ``batch``, heads ``heads``, query rows r0:r1, plus the table block if any."""
+    if rel_h is None:
+        return table_bias
+    h = rel_h[batch, heads, r0:r1]
+    w = rel_w[batch, heads, r0:r1]
+    bias = (h[..., :, None] + w[..., None, :]).flatten(-2)
+    return bias if table_bias is None else bias.add_(table_bias)
 
 
 def _chunk_logits(q, k, rel_h, rel_w, table, index, r0, r1):
@@ -174,11 +177,33 @@ def _no_autocast(device: torch.device):
 
 
 def _rows(q, k, chunk_bytes, min_rows=MIN_CHUNK_ROWS):
-    """Query rows per block: ``chunk_bytes`` of logits, but at least ``min_rows`` (a
+    """Query rows per backward block: ``chunk_bytes`` of logits, but at least ``min_rows`` (a
     (rows x d) @ (d x N) product with few rows runs far below the GEMM peak)."""
     b, heads, _, _ = q.shape
     per_row = b * heads * k.shape[-2] * max(q.element_size(), 4)
     return max(1, min(q.shape[-2], max(min_rows, chunk_bytes // per_row)))
+
+
+def _forward_blocks(q, k, chunk_bytes, min_rows=MIN_CHUNK_ROWS) -> Tuple[int, int, int]:
+    """(images, heads, query rows) per forward block.
+
+    The forward hands each block to SDPA, whose CPU flash kernel tiles queries by 256 rows
+    from 768 rows on (by 32-64 below, at a fraction of the GEMM speed): so a block is
+    ``SDPA_FULL_TILE_ROWS`` rows of as many heads (then images) as ``chunk_bytes`` of bias
+    hold. All heads x 56 rows, the first form, ran the 96x96 x 16-head forward at 1.24x the
+    dense path; 1 head x 768 rows at 0.80x (fp32) / 0.78x (bf16). At least one task per
+    thread (a 768-row block is 3 tiles). Where one head of 768 rows exceeds the budget
+    (N > 10k in fp32), rows shrink as in backward."""
+    b, heads, n, _ = q.shape
+    per_row = k.shape[-2] * max(q.element_size(), 4)  # bytes of one (image, head) bias row
+    rows = min(n, SDPA_FULL_TILE_ROWS)
+    if rows * per_row > chunk_bytes:
+        return 1, 1, max(1, min(n, max(min_rows, chunk_bytes // per_row)))
+    tiles = -(-rows // SDPA_TILE_ROWS)
+    units = max(chunk_bytes // (rows * per_row), -(-torch.get_num_threads() // tiles))
+    per_heads = min(heads, units)
+    per_images = min(b, max(1, units // heads)) if per_heads == heads else 1
+    return per_images, per_heads, rows
 
 
 class ChunkedAttention(torch.autograd.Function):
@@ -194,18 +219,25 @@ class ChunkedAttention(torch.autograd.Function):
 
     @staticmethod
     def _forward(ctx, q, k, v, rel_h, rel_w, table, index, chunk_bytes, min_rows):
-        # forward: each block's bias goes to SDPA as a mask, whose fused kernel does the
-        # scale / softmax / p @ v in one pass (0.8-0.9x the dense path's time at 96x96,
-        # against 1.5-1.75x for the unfused ops; measured, docs/performance.md)
-        rows = _rows(q, k, chunk_bytes, min_rows)
+        # each block's bias goes to SDPA as a mask: its fused kernel does the scale /
+        # softmax / p @ v in one pass (1.5-1.75x faster than the unfused ops, measured)
+        per_images, per_heads, rows = _forward_blocks(q, k, chunk_bytes, min_rows)
+        b, heads, n, _ = q.shape
         out = q.new_empty(q.shape[:-1] + (v.shape[-1], ))
-        for r0 in range(0, q.shape[-2], rows):
-            r1 = min(r0 + rows, q.shape[-2])
-            bias = _chunk_bias(q, k, rel_h, rel_w, table, index, r0, r1)
-            out[:, :, r0:r1] = F.scaled_dot_product_attention(q[:, :, r0:r1], k, v,
-                                                              attn_mask=bias)
-            del bias
-        ctx.rows = rows
+        for h0 in range(0, heads, per_heads):
+            hs = slice(h0, h0 + per_heads)
+            for r0 in range(0, n, rows):
+                r1 = min(r0 + rows, n)
+                table_bias = (None if table is None else
+                              _table_block(table, index, r0, r1, q.dtype, hs))
+                for b0 in range(0, b, per_images):
+                    bs = slice(b0, b0 + per_images)
+                    bias = _block_bias(rel_h, rel_w, table_bias, bs, hs, r0, r1)
+                    out[bs, hs, r0:r1] = F.scaled_dot_product_attention(
+                        q[bs, hs, r0:r1], k[bs, hs], v[bs, hs], attn_mask=bias)
+                    del bias
+                del table_bias
+        ctx.rows = _rows(q, k, chunk_bytes, min_rows)
         ctx.save_for_backward(q, k, v, rel_h, rel_w, table, index, out)
         return out
 
