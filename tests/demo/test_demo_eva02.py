@@ -97,15 +97,6 @@ def test_missing_clip_checkpoint_names_the_stage(tmp_path):
         eva02.clip_teacher_checkpoint(str(tmp_path))
 
 
-def test_eva01_top1_read_from_the_classification_stage(tmp_path):
-    assert eva02.eva01_top1(str(tmp_path)) is None
-    run = tmp_path / 'classification' / '20260101_000000' / 'vis_data'
-    run.mkdir(parents=True)
-    (run / 'scalars.json').write_text('{"loss": 1.0, "step": 1}\n'
-                                      '{"accuracy/top1": 97.5, "step": 10}\n')
-    assert eva02.eva01_top1(str(tmp_path)) == 97.5
-
-
 def run_eva02_stage(tmp_path, teacher: str = 'trained', mim_epochs: int = 16,
                     cls_epochs: int = 20, clip_epochs: int = 3):
     """The eva02 stage's code on fresh data: a CLIP stage run (``clip_epochs`` of the demo

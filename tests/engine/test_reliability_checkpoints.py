@@ -272,3 +272,19 @@ def test_every_task_refuses_the_checkpoint_of_another_task(task, foreign_checkpo
     msg = str(err.value)
     assert msg.startswith(f'{path} does not fit the model '), msg
     assert 'checkpoint key prefixes: {' in msg and 'converter format' in msg, msg
+
+
+def test_all_finite_fast_path_and_its_confirmation():
+    """The fused-norm check: NaN / inf anywhere (any dtype group) is caught; finite fp16
+    weights whose norm overflows fp16 (65504) are not reported (the per-tensor confirmation),
+    which a norm-only check would get wrong."""
+    from projects.eva.engine.checkpoint import all_finite
+    big = torch.full((1000, 1000), 100., dtype=torch.float16)  # norm 1e5 > fp16 max
+    assert not torch._foreach_norm([big])[0].isfinite()
+    ok = [torch.randn(8, 8), torch.randn(3).double(), big]
+    assert all_finite(ok)
+    for bad in (float('nan'), float('inf'), -float('inf')):
+        for i in range(len(ok)):
+            tensors = [t.clone() for t in ok]
+            tensors[i].view(-1)[-1] = bad
+            assert not all_finite(tensors), (bad, i)

@@ -39,7 +39,17 @@ def ensure_data(root: str, spec: dict, make: Callable[[], object], generators: S
 
     A folder without a stamp, with another spec, or drawn by an older generator is removed
     and drawn again (``root`` belongs to the demo): stale files left by older code changed
-    results before. The stamp is written last, so an interrupted generation is redone."""
+    results before. The stamp is written last, so an interrupted generation is redone.
+    ``tools/demo.py --jobs`` runs stages that share a folder (pretrain / eva02) in parallel
+    lanes: check and generation hold an exclusive lock on ``<root>.lock``."""
+    import fcntl
+    os.makedirs(osp.dirname(osp.abspath(root)), exist_ok=True)
+    with open(osp.abspath(root) + '.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _ensure_data(root, spec, make, generators, log)
+
+
+def _ensure_data(root, spec, make, generators, log) -> bool:
     want = data_stamp(spec, generators)
     path = osp.join(root, STAMP)
     if osp.isfile(path):

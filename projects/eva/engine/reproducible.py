@@ -60,6 +60,8 @@ class EpochSeededDataset:
             seed = (self.seed * 1_000_003 + epoch * 10_007_009 + idx) % (2**31)
             random.seed(seed)
             np.random.seed(seed)
-            torch.manual_seed(seed)
+            # the CPU generator only: pipelines draw on the CPU, and torch.manual_seed also
+            # seeds every accelerator's generators, ~70x slower (0.1 ms per sample, measured)
+            torch.default_generator.manual_seed(seed)
             return self.dataset[idx]
         return self.dataset[key]

@@ -5,16 +5,16 @@ segmentation (BEiT relative-position bias table, 3137 tokens) add a position bia
 logits. Materialised as a (B, heads, N, N) mask it costs 5.4 GB per global block per image
 at 96x96 tokens in fp32, and a mask makes SDPA fall back to a kernel that materialises the
 attention matrix too (and saves it for backward). Two exact ways around it, chosen by
-measurement (docs/performance.md, ``benchmarks/attention.py``):
+measurement (docs/performance.md, ``tools/analysis_tools/benchmark_attention.py``):
 
 - ``fold``: the decomposed terms are a rank-(h + w) bias, so they fold into q and k: q gets
   the ``rel_h`` / ``rel_w`` rows, k gets one-hot columns of each key's row / column, and v is
   zero-padded to the same head dim. SDPA then sees no mask and takes its flash /
   memory-efficient kernels (CPU and CUDA); the price is (d + h + w) / d more attention FLOPs.
-- ``chunk``: queries in row blocks; each block's logits (bias added in place) are a
-  (B, heads, rows, N) buffer of ``chunk_bytes``, and backward recomputes them (flash-style,
-  in PyTorch ops), so nothing N² is kept. Exact for any bias made of decomposed terms and a
-  BEiT table (which has full rank and cannot be folded).
+- ``chunk``: queries in blocks whose bias is a buffer of ``chunk_bytes``: forward hands
+  each block (768 rows of some heads) and its bias to SDPA; backward recomputes each row
+  block's logits (flash-style, in PyTorch ops), so nothing N² is kept. Exact for any bias
+  made of decomposed terms and a BEiT table (which has full rank and cannot be folded).
 
 The kernels take q, k, v as given: RoPE (EVA-02) is applied to q / k before the call.
 """
