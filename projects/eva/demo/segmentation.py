@@ -83,5 +83,5 @@ def run_demo_stage(work_dir: str, data_root: str) -> list:
     return [('semantic segmentation (tiny EVA ViT-Adapter + Mask2Former, drawn shapes, 4 classes)',
              'held-out mIoU %, untrained -> trained',
              f'{mious[0]:.1f} -> {mious[-1]:.1f}',
-             f'{iters} iters, {minutes:.1f} min; overlays: {osp.relpath(osp.dirname(overlays[0]))}'
+             f'{iters} iters, {minutes:.1f} min; overlays: {osp.dirname(overlays[0])}'
              if overlays else f'{iters} iters, {minutes:.1f} min')]
