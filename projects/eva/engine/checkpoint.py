@@ -21,6 +21,10 @@ from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
+try:  # FSDP2's sharded parameters; imported once (all_finite runs every training step)
+    from torch.distributed.tensor import DTensor
+except ImportError:  # torch built without distributed
+    DTensor = None
 
 # the temporary files of ``LocalBackend.put`` (projects/eva/compat.py): ``<name>.tmp<pid>``
 TMP_FILE = re.compile(r'^(?P<name>.+)\.tmp(?P<pid>\d+)$')
@@ -82,11 +86,7 @@ def all_finite(tensors) -> bool:
 
 
 def _is_dtensor(t) -> bool:
-    try:
-        from torch.distributed.tensor import DTensor
-    except ImportError:  # torch built without distributed
-        return False
-    return isinstance(t, DTensor)
+    return DTensor is not None and isinstance(t, DTensor)
 
 
 def non_finite_tensors(module: torch.nn.Module, limit: int = 5) -> Tuple[int, List[str]]:
