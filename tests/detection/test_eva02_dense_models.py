@@ -12,22 +12,12 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import Config
 
+from eva02_tiny import TINY02, randomize as _randomize
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DET = osp.join(ROOT, 'configs/detection/')
 DET_BSL = DET + 'eva02-b-p16_cascade-mask-rcnn_lsj-1024_128xb1-60k_coco.py'
 DET_SYS_MASK = DET + 'eva02-b-p16_cascade-mask-rcnn_win32-lsj-1536_128xb1-60k_coco_test-maskness.py'
-# EVA-02 B/L block layout (naive SwiGLU, sub-LN, separate q/k/v, RoPE), tiny: head dim 16
-TINY02 = dict(embed_dims=48, num_layers=4, num_heads=3, feedforward_channels=64,
-              mlp_type='swiglu', sub_ln=True, rope=True)
-
-
-def _randomize(module, scale=0.2):
-    """Every tensor off its init value (biases, norms, q/v bias, pos_embed), so no term of the
-    computation can hide behind a zero or a one."""
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(torch.randn_like(p) * scale)
 
 
 # ------------------------------------------------------------------ det backbone = official

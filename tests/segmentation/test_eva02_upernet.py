@@ -10,20 +10,10 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import Config
 
+from eva02_tiny import TINY02, randomize as _randomize
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SEG_B = osp.join(ROOT, 'configs/segmentation/eva02-b-p16_upernet_4xb8-60k_ade20k-512x512.py')
-# EVA-02 B/L block layout (naive SwiGLU, sub-LN, separate q/k/v, RoPE), tiny: head dim 16
-TINY02 = dict(embed_dims=48, num_layers=4, num_heads=3, feedforward_channels=64,
-              mlp_type='swiglu', sub_ln=True, rope=True)
-
-
-def _randomize(module, scale=0.2):
-    """Every tensor off its init value (biases, norms, q/v bias, pos_embed), so no term of the
-    computation can hide behind a zero or a one."""
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(torch.randn_like(p) * scale)
 
 
 def _bn(cfg):
@@ -143,7 +133,6 @@ def test_seg_optimizer_groups_follow_the_official_constructor():
     assert groups['neck.upsample_4x.0.weight']['lr'] == pytest.approx(lr)
     assert groups['neck.upsample_4x.0.weight']['weight_decay'] == 0.05
     assert groups['decode_head.conv_seg.weight']['lr'] == pytest.approx(lr)
-
 
 
 @pytest.mark.slow
