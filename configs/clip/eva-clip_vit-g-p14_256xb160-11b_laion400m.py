@@ -7,18 +7,18 @@
 # EVA-CLIP/rei) and therefore open_clip's LAION recipe here: AdamW lr 5e-4, betas
 # (0.9, 0.98), eps 1e-6, weight decay 0.2 (none on gains, biases and logit_scale), 2000
 # warmup iters then cosine, RandomResizedCrop scale (0.9, 1.0).
-#   python tools/model_converters/eva_to_mm.py eva_psz14.pt checkpoints/eva_psz14_mm.pth
+#   python tools/model_converters/eva_to_mm.py eva_psz14.pt checkpoints/eva/eva_psz14_mm.pth
 #   bash tools/dist_train.sh configs/clip/eva-clip_vit-g-p14_256xb160-11b_laion400m.py 8 --amp
 _base_ = './_base_/eva-clip_vit-g-p14_zeroshot.py'
 
 model = dict(
     vision_backbone=dict(
         drop_path_rate=0.4, with_cp=True,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/eva_psz14_mm.pth',
+        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/eva/eva_psz14_mm.pth',
                       prefix='backbone.')),
     # OpenAI's TorchScript ViT-L-14.pt (or any open_clip/OpenAI state dict with text keys);
     # its 768x768 text_projection does not fit 768x1024 and stays random.
-    text_backbone=dict(pretrained='checkpoints/ViT-L-14.pt'),
+    text_backbone=dict(pretrained='checkpoints/clip/ViT-L-14.pt'),
     gather_with_grad=False,
     classnames='imagenet',  # zero-shot ImageNet-1K validation
 )

@@ -5,7 +5,7 @@
 #          pixel: 0..len(classes)-1, 255 = ignore)
 # Init: the converted ADE20K model (its class layer does not fit other classes and starts
 # from scratch; everything else loads):
-#   tools/model_converters/eva_to_mm.py eva_sem_seg_mask2former_ade_ss61p5_ms62p3.pth checkpoints/eva/eva_seg_ade_mm.pth
+#   tools/model_converters/eva_to_mm.py eva_sem_seg_mask2former_ade_ss61p5_ms62p3.pth checkpoints/eva/eva_sem_seg_mask2former_ade_ss61p5_ms62p3_mm.pth
 # (the COCO-Stuff recipe: its pipelines take reduce_zero_label from the dataset, set below)
 _base_ = '../segmentation/eva-mask2former_vit-g-adapter-p16_32xb1-60k_coco-stuff164k-896x896.py'
 
@@ -14,7 +14,7 @@ classes = ('background', 'class_a', 'class_b')
 palette = [[0, 0, 0], [230, 25, 75], [60, 180, 75]]
 data_root = 'data/my_segmentation'
 img_suffix, seg_map_suffix = '.jpg', '.png'
-load_from = 'checkpoints/eva/eva_seg_ade_mm.pth'
+load_from = 'checkpoints/eva/eva_sem_seg_mask2former_ade_ss61p5_ms62p3_mm.pth'
 # ---- your schedule
 max_iters, warmup_iters = 5000, 250
 batch_size = 2  # per GPU

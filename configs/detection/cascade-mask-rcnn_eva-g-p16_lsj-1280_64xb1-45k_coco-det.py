@@ -4,7 +4,7 @@
 # 1536 evaluation (..._coco-det_test-1536.py).
 _base_ = ['./_base_/eva-g_cascade-mask-rcnn_lsj-1280.py', './_base_/lsj-1280_coco-instance.py']
 
-load_from = 'checkpoints/eva_o365_mm.pth'  # converted eva_o365.pth (docs/detection.md)
+load_from = 'checkpoints/eva/eva_o365_mm.pth'  # converted eva_o365.pth (docs/detection.md)
 
 # COCO test: linear soft-NMS (IoU 0.6, sigma 0.5, min score 1e-3) with no score threshold
 # and no top-k, as the official evaluation command (override_score_thresh=0.0).

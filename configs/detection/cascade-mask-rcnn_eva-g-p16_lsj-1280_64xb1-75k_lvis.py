@@ -8,7 +8,7 @@
 #       data/lvis_v1/annotations/lvis_v1_train_cat_info.json
 _base_ = ['./_base_/eva-g_cascade-mask-rcnn_lsj-1280.py', './_base_/lsj-1280_coco-instance.py']
 
-load_from = 'checkpoints/eva_o365_mm.pth'
+load_from = 'checkpoints/eva/eva_o365_mm.pth'
 lvis_root = 'data/lvis_v1/'
 num_classes = 1203
 fed_loss = dict(type='FederatedSigmoidCELoss', num_classes=num_classes, use_fed_loss=True,

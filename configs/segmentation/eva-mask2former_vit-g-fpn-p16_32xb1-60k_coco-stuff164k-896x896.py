@@ -4,7 +4,7 @@
 # SPM, 4 injectors and 6 extractors (and their high-resolution token maps) by 4 deconvs.
 _base_ = './eva-mask2former_vit-g-adapter-p16_32xb1-60k_coco-stuff164k-896x896.py'
 
-pretrained = 'pretrained/eva_psz14to16_mm.pth'
+pretrained = 'checkpoints/eva/eva_psz14to16_mm.pth'
 model = dict(
     backbone=dict(
         _delete_=True, type='mmpretrain.EVAViT', arch='giant', img_size=896, patch_size=16,

@@ -2,7 +2,7 @@
 # from the MIM checkpoint eva_psz14.pt: 8 frames (one per segment), 224 px, 40 epochs (5 warmup),
 # lr 8e-6 -> 8e-8 cosine, no layer decay, drop path 0.3, mixup 0.8 / cutmix 1.0 (switch 0.5),
 # label smoothing 0.1, AdamW betas (0.9, 0.98). Total batch 256 (128 GPUs x 2).
-#   python tools/model_converters/eva_to_mm.py eva_psz14.pt checkpoints/eva_psz14_mm.pth
+#   python tools/model_converters/eva_to_mm.py eva_psz14.pt checkpoints/eva/eva_psz14_mm.pth
 #   bash tools/dist_train.sh configs/video/eva-g-p14_eva-mim-pre_u8-40e_kinetics722-rgb.py 8
 #   (16 nodes x 8 GPUs in EVA-01; set the batch / --auto-scale-lr for other setups)
 _base_ = ['./_base_/eva-g-p14_kinetics_runtime.py']
@@ -14,7 +14,7 @@ model = dict(
         num_frames=num_frames, drop_path_rate=0.3,
         # image checkpoint: the 16x16 pos table is tiled over the 8 frames at load time; MIM's
         # mask_token / final norm are not used (mean pooling + a new fc_norm instead)
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/eva_psz14_mm.pth',
+        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/eva/eva_psz14_mm.pth',
                       prefix='backbone.')),
     cls_head=dict(num_classes=num_classes, label_smooth_eps=0.1),
     data_preprocessor=dict(blending=dict(

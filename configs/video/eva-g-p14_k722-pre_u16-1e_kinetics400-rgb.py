@@ -4,11 +4,11 @@
 # (64 GPUs x 1 x 4 accumulation steps). The classifier starts from the K722 head rows of the
 # K400 classes (k722_to_k400_mapping.npy from tools/misc/build_k722.py).
 # Test: 16 frames x 3 crops x 4 clips, softmax scores averaged. EVA-01: top-1 89.7 (89.686).
-#   python tools/model_converters/eva_to_mm.py eva_video_k722.pth checkpoints/eva_video_k722_mm.pth
+#   python tools/model_converters/eva_to_mm.py eva_video_k722.pth checkpoints/eva/eva_video_k722_mm.pth
 #   bash tools/dist_train.sh configs/video/eva-g-p14_k722-pre_u16-1e_kinetics400-rgb.py 8
-#   python tools/model_converters/eva_to_mm.py eva_video_k400.pth checkpoints/eva_video_k400_mm.pth
+#   python tools/model_converters/eva_to_mm.py eva_video_k400.pth checkpoints/eva/eva_video_k400_mm.pth
 #   bash tools/dist_test.sh configs/video/eva-g-p14_k722-pre_u16-1e_kinetics400-rgb.py \
-#       checkpoints/eva_video_k400_mm.pth 8
+#       checkpoints/eva/eva_video_k400_mm.pth 8
 _base_ = ['./_base_/eva-g-p14_kinetics_runtime.py']
 
 num_frames = 16
@@ -16,7 +16,7 @@ model = dict(
     backbone=dict(num_frames=num_frames, drop_path_rate=0.2),
     cls_head=dict(num_classes=400, label_smooth_eps=0.1,
                   class_mapping='data/kinetics722/k722_to_k400_mapping.npy'))
-load_from = 'checkpoints/eva_video_k722_mm.pth'  # or your K722 run's epoch_40.pth
+load_from = 'checkpoints/eva/eva_video_k722_mm.pth'  # or your K722 run's epoch_40.pth
 
 train_pipeline = {{_base_.video_pipelines.u16.train}}
 val_pipeline = {{_base_.video_pipelines.u16.val}}

@@ -2,11 +2,11 @@
 # as the K400 fine-tune (16 frames, lr 1e-6 constant, layer decay 0.95, drop path 0.2, label
 # smoothing 0.1, total batch 256) but 2 epochs and the K600 rows of the K722 head.
 # Test: 16 frames x 3 crops x 4 clips. EVA-01: top-1 89.8 (89.808).
-#   python tools/model_converters/eva_to_mm.py eva_video_k722.pth checkpoints/eva_video_k722_mm.pth
+#   python tools/model_converters/eva_to_mm.py eva_video_k722.pth checkpoints/eva/eva_video_k722_mm.pth
 #   bash tools/dist_train.sh configs/video/eva-g-p14_k722-pre_u16-2e_kinetics600-rgb.py 8
-#   python tools/model_converters/eva_to_mm.py eva_video_k600.pth checkpoints/eva_video_k600_mm.pth
+#   python tools/model_converters/eva_to_mm.py eva_video_k600.pth checkpoints/eva/eva_video_k600_mm.pth
 #   bash tools/dist_test.sh configs/video/eva-g-p14_k722-pre_u16-2e_kinetics600-rgb.py \
-#       checkpoints/eva_video_k600_mm.pth 8
+#       checkpoints/eva/eva_video_k600_mm.pth 8
 _base_ = ['./eva-g-p14_k722-pre_u16-1e_kinetics400-rgb.py']
 
 model = dict(cls_head=dict(num_classes=600,

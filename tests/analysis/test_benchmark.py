@@ -123,10 +123,22 @@ def test_benchmark_tool_prints_table(capsys):
     # (3 models without ckpt + 2 with) x 2 modes
     assert len(rows) == (3 + 2) * 2
     assert out.count('| EVAViT |') == 4
+    # every EVAViT row carries the paired ratio against each other model present
+    eva_lines = [ln for ln in out.splitlines() if '| EVAViT |' in ln]
+    assert sum('timm ' in ln and 'mmpretrain ' in ln for ln in eva_lines) == 2  # no ckpt
+    assert sum('timm ' in ln and 'mmpretrain ' not in ln for ln in eva_lines) == 2  # ckpt
     for r in rows:
         assert r['img_per_s'] > 0
         if r['model'] != 'EVAViT':
             assert r['max_abs_diff'] < 1e-5
+
+
+def test_paired_speedup_is_the_median_of_per_round_ratios():
+    from projects.eva.analysis.measure import paired_speedup
+    # rounds: other/ref = 2.0, 4.0, 1.5 -> median 2.0; the ratio of medians would say 3/1 = 3
+    assert paired_speedup([2., 4., 3.], [1., 1., 2.]) == 2.0
+    with pytest.raises(ValueError, match='same non-zero number of rounds'):
+        paired_speedup([1., 2.], [1.])
 
 
 def test_window_vs_global_runs():

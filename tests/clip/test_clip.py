@@ -424,7 +424,7 @@ def test_real_configs_parse():
             assert cfg.model.classnames == expected[suffix], f
         assert cfg.model.templates == ('openai_cifar' if 'cifar' in f else 'openai_imagenet')
         assert cfg.model.zero_shot_scale == 100.
-        assert cfg.load_from == 'checkpoints/eva_clip_psz14_mm.pth'
+        assert cfg.load_from == 'checkpoints/eva/eva_clip_psz14_mm.pth'
     train = Config.fromfile('configs/clip/eva-clip_vit-g-p14_256xb160-11b_laion400m.py')
     assert train.train_dataloader.batch_size * 256 == 40_960
     assert train.model.vision_backbone.drop_path_rate == 0.4

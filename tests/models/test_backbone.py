@@ -368,9 +368,10 @@ def test_variant_b_fp32_attention_under_bf16_autocast(tiny_arch):
 
 
 def test_attention_cpu_bf16_explicit_path_matches_sdpa(monkeypatch):
-    """CPU bf16 up to 1024 tokens takes the explicit softmax path (faster there, see
-    docs/performance.md); it must agree with SDPA in fp32 to bf16 precision, bias included;
-    fp32 and longer sequences still go through SDPA."""
+    """CPU bf16 up to 1024 tokens takes the explicit softmax path when autograd records the
+    call (its backward is faster there, see docs/performance.md); it must agree with SDPA in
+    fp32 to bf16 precision, bias included; inference (no grad: SDPA's forward is faster), fp32
+    and longer sequences still go through SDPA."""
     import torch.nn.functional as F
     from projects.eva.models import eva_vit
     torch.manual_seed(0)
@@ -381,12 +382,19 @@ def test_attention_cpu_bf16_explicit_path_matches_sdpa(monkeypatch):
     sdpa = F.scaled_dot_product_attention
     monkeypatch.setattr(eva_vit.F, 'scaled_dot_product_attention',
                         lambda *a, **kw: calls.append(a[0].dtype) or sdpa(*a, **kw))
-    out = eva_vit.attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), bias.bfloat16())
+    q16 = q.bfloat16().requires_grad_()
+    out = eva_vit.attention(q16, k.bfloat16(), v.bfloat16(), bias.bfloat16())
     assert calls == [] and out.dtype == torch.bfloat16
     torch.testing.assert_close(out.float(), ref, atol=3e-2, rtol=3e-2)
     torch.testing.assert_close(eva_vit.attention(q, k, v, bias), ref)
     assert calls == [torch.float32]
     n = eva_vit.CPU_BF16_EXPLICIT_ATTN_MAX_TOKENS + 1
-    long_q = torch.randn(1, 1, n, 8, dtype=torch.bfloat16)
+    long_q = torch.randn(1, 1, n, 8, dtype=torch.bfloat16, requires_grad=True)
     eva_vit.attention(long_q, long_q, long_q)
     assert calls == [torch.float32, torch.bfloat16]
+    with torch.no_grad():  # inference: SDPA, same numbers to bf16 precision
+        out_ng = eva_vit.attention(q16, k.bfloat16(), v.bfloat16(), bias.bfloat16())
+    assert calls == [torch.float32, torch.bfloat16, torch.bfloat16]
+    torch.testing.assert_close(out_ng.float(), ref, atol=3e-2, rtol=3e-2)
+    eva_vit.attention(q.bfloat16(), k.bfloat16(), v.bfloat16())  # nothing requires grad
+    assert calls[-1] == torch.bfloat16 and len(calls) == 4

@@ -185,7 +185,7 @@ def test_variant_b_configs_follow_eva01(name, exp):
         assert cfg.train_dataloader.dataset.type == 'ADE20KDataset'
         assert len(cfg.tta_pipeline[1].transforms[0]) == 7
     else:
-        assert vit.init_cfg.checkpoint == 'pretrained/eva_psz14to16_mm.pth'
+        assert vit.init_cfg.checkpoint == 'checkpoints/eva/eva_psz14to16_mm.pth'
         assert cfg.train_dataloader.dataset.type == 'COCOStuffDataset'
 
 

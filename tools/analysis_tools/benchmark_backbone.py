@@ -24,7 +24,8 @@ import torch.nn as nn  # noqa: E402
 
 import projects.eva  # noqa: E402,F401
 from projects.eva.analysis.measure import (activation_bytes, make_step,  # noqa: E402
-                                           matmul_peak_flops, peak_memory, time_interleaved)
+                                           matmul_peak_flops, paired_speedup, peak_memory,
+                                           time_interleaved)
 from projects.eva.models.eva_vit import ARCH_ZOO, EVAViT  # noqa: E402
 
 MODEL_NAMES = ('EVAViT', 'timm Eva', 'mmpretrain BEiTViT')
@@ -165,7 +166,7 @@ def run_benchmark(archs: Sequence[str] = ('base', ), img_size: int = 224, patch_
                         row = dict(arch=arch if isinstance(arch, str) else 'custom',
                                    img_size=img_size, patch_size=patch_size,
                                    batch=batch_size, dtype=dtype, cp=cp, mode=mode, model=name,
-                                   seconds=r['median'], spread=r['spread'],
+                                   seconds=r['median'], spread=r['spread'], times=r['times'],
                                    img_per_s=batch_size / r['median'],
                                    tflops=flops / r['median'] / 1e12,
                                    mfu=flops / r['median'] / peaks[dtype],
@@ -186,26 +187,32 @@ def _row_line(r):
 
 def markdown_table(rows: List[dict], peaks: Dict[str, float], device: str) -> str:
     """Rows grouped by setting; ``vs best other`` = EVAViT throughput / the faster of the
-    other two at the same setting (> 1 means EVAViT is faster)."""
+    other two at the same setting (> 1 means EVAViT is faster), from the medians; ``paired``
+    = the median over rounds of (other's time / EVAViT's time) in the same round, per other
+    model (see ``paired_speedup``): the figure to read on a noisy machine."""
     lines = [f'Device: {device}; measured matmul peak: ' +
              ', '.join(f'{k} {v / 1e12:.2f} TFLOP/s' for k, v in peaks.items()), '',
-             '| arch | dtype | ckpt | mode | model | img/s | spread | vs best other | '
+             '| arch | dtype | ckpt | mode | model | img/s | spread | vs best other | paired | '
              'TFLOP/s | of peak | act. MiB | peak MiB | max abs diff |',
-             '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
+             '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|']
     groups = {}
     for r in rows:
         groups.setdefault((r['arch'], r['dtype'], r['cp'], r['mode']), []).append(r)
     for key, rs in groups.items():
         for r in rs:
             others = [o['img_per_s'] for o in rs if not o['model'].startswith('EVAViT')]
-            ratio = (f"{r['img_per_s'] / max(others):.2f}x"
-                     if r['model'].startswith('EVAViT') and others else '')
+            ratio = paired = ''
+            if r['model'].startswith('EVAViT') and others:
+                ratio = f"{r['img_per_s'] / max(others):.2f}x"
+                paired = ', '.join(
+                    f"{o['model'].split()[0]} {paired_speedup(o['times'], r['times']):.2f}x"
+                    for o in rs if not o['model'].startswith('EVAViT'))
             peak = f"{r['peak_mib']:.0f}" if r['peak_mib'] is not None else 'n/a'
             diff = f"{r['max_abs_diff']:.1e}" if r['max_abs_diff'] is not None else ''
             lines.append(
                 f"| {r['arch']}/{r['patch_size']}@{r['img_size']} b{r['batch']} | {r['dtype']} "
                 f"| {'yes' if r['cp'] else 'no'} | {r['mode']} | {r['model']} | "
-                f"{r['img_per_s']:.2f} | {100 * r['spread']:.0f}% | {ratio} | "
+                f"{r['img_per_s']:.2f} | {100 * r['spread']:.0f}% | {ratio} | {paired} | "
                 f"{r['tflops']:.3f} | {100 * r['mfu']:.0f}% | {r['act_mib']:.1f} | {peak} | "
                 f"{diff} |")
     return '\n'.join(lines)

@@ -4,7 +4,7 @@
 # projection 768 -> 1024. Eval: Resize(224, bicubic) + CenterCrop(224), CLIP mean/std, class
 # embedding = mean over prompt templates (re-normalised), logits = 100 * cos.
 # Convert the release first:
-#   python tools/model_converters/eva_to_mm.py eva_clip_psz14.pt checkpoints/eva_clip_psz14_mm.pth
+#   python tools/model_converters/eva_to_mm.py eva_clip_psz14.pt checkpoints/eva/eva_clip_psz14_mm.pth
 default_scope = 'mmpretrain'
 custom_imports = dict(imports=['projects.eva.clip'], allow_failed_imports=False)
 
@@ -23,7 +23,7 @@ model = dict(
     templates='openai_imagenet',  # the 80 OpenAI ImageNet prompts
     zero_shot_scale=100.,
 )
-load_from = 'checkpoints/eva_clip_psz14_mm.pth'
+load_from = 'checkpoints/eva/eva_clip_psz14_mm.pth'
 
 image_pipeline = [
     dict(type='LoadImageFromFile', imdecode_backend='pillow'),

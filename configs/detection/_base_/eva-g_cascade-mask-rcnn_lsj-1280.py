@@ -39,7 +39,7 @@ model = dict(
         out_type='featmap', final_norm=False, with_cls_token=False,
         window_size=16, global_block_indices=tuple(range(3, 40, 4)), use_rel_pos=True,
         drop_path_rate=0.6, with_cp=True, freeze_patch_embed=True, init_std=0.02,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/eva_psz14to16_mm.pth',
+        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/eva/eva_psz14to16_mm.pth',
                       prefix='backbone.')),
     neck=dict(_delete_=True, type='SimpleFeaturePyramid', in_channels=1408, out_channels=256,
               scale_factors=(4.0, 2.0, 1.0, 0.5), num_outs=5, norm_cfg=norm_cfg),

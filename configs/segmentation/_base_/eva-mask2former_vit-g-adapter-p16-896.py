@@ -6,7 +6,7 @@ custom_imports = dict(imports=['projects.eva.segmentation', 'projects.eva.engine
 
 crop_size = (896, 896)
 num_classes = 171
-pretrained = 'pretrained/eva_psz14to16_mm.pth'  # eva_to_mm.py output (backbone.* keys)
+pretrained = 'checkpoints/eva/eva_psz14to16_mm.pth'  # eva_to_mm.py output (backbone.* keys)
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 
 data_preprocessor = dict(  # ImageNet statistics in seg/ (not CLIP's)

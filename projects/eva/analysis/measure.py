@@ -4,7 +4,7 @@ measured matmul peak, CUDA peak memory and CPU peak RSS of a subprocess."""
 import contextlib
 import statistics
 import time
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -84,6 +84,17 @@ def time_interleaved(steps: Dict[str, Callable[[], None]], rounds: int = 5, warm
         med = statistics.median(ts)
         out[name] = dict(median=med, spread=(max(ts) - min(ts)) / med, times=ts)
     return out
+
+
+def paired_speedup(times: Sequence[float], ref_times: Sequence[float]) -> float:
+    """How many times faster ``ref`` ran than the other model, as the median over rounds of
+    ``time / ref_time`` in the same round. On a shared machine whose speed swings between
+    steps (2x on this project's CPU VMs) this is steadier than the ratio of the medians,
+    because the two steps of one round run back to back under the same load."""
+    if len(times) != len(ref_times) or not times:
+        raise ValueError(f'need the same non-zero number of rounds, got {len(times)} and '
+                         f'{len(ref_times)}')
+    return statistics.median(t / r for t, r in zip(times, ref_times))
 
 
 def activation_bytes(model: nn.Module, x: torch.Tensor, device: str, dtype: str) -> int:

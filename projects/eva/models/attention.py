@@ -25,8 +25,9 @@ import torch
 import torch.nn.functional as F
 
 # On CPU in bf16, PyTorch's SDPA kernel is 1.5-3x slower (forward+backward) than the explicit
-# softmax(q k^T) v for up to ~1k tokens, and equal beyond (measured with torch 2.14 on this
-# project's 2-core machine; docs/performance.md). GPUs and fp32 always take SDPA.
+# softmax(q k^T) v for up to ~1k tokens, and equal beyond; its forward alone is 2-4x *faster*
+# (measured with torch 2.14 on this project's 2-core machine; docs/performance.md). So the
+# explicit path is taken only when autograd records the call. GPUs and fp32 always take SDPA.
 CPU_BF16_EXPLICIT_ATTN_MAX_TOKENS = 1024
 
 METHODS = ('auto', 'dense', 'fold', 'chunk')
@@ -42,11 +43,17 @@ RelPos = Tuple[torch.Tensor, torch.Tensor]
 PosTable = Tuple[torch.Tensor, torch.Tensor]
 
 
+def _records_grad(*tensors: Optional[torch.Tensor]) -> bool:
+    """Whether autograd will record an op on these (so its backward speed matters)."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
 def dense_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                     bias: Optional[torch.Tensor] = None) -> torch.Tensor:
     """softmax(q k^T / sqrt(d) + bias) v over (B, heads, N, d) tensors, ``bias`` dense."""
     if (q.device.type == 'cpu' and q.dtype == torch.bfloat16
-            and q.shape[-2] <= CPU_BF16_EXPLICIT_ATTN_MAX_TOKENS):
+            and q.shape[-2] <= CPU_BF16_EXPLICIT_ATTN_MAX_TOKENS
+            and _records_grad(q, k, v, bias)):
         logits = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
         if bias is not None:
             logits = logits + bias
