@@ -9,11 +9,11 @@ from projects.eva.demo.utils import config_path
 from projects.eva.runner import build_runner
 
 
-def runner_for(config, work_dir, options, mode='train', checkpoint=None, amp=False):
+def runner_for(config, work_dir, options, mode='train', checkpoint=None, amp=False, tta=False):
     """The Runner tools/train.py (mode='train') or tools/test.py (mode='test') builds."""
     return build_runner(config_path(config), str(work_dir), amp=amp,
                         cfg_options=dict(options), mode=mode, no_validate=True,
-                        pin_memory=False, checkpoint=checkpoint)
+                        pin_memory=False, checkpoint=checkpoint, tta=tta)
 
 
 def assert_nan_run_stops_and_saves_nothing_non_finite(config, work_dir, options, iters):

@@ -282,6 +282,29 @@ def test_checkpoint_of_another_task_is_an_error_for_tools_test(det_data, tmp_pat
         test.test()
 
 
+def test_tools_test_tta_loads_the_detector_checkpoint(det_data, tmp_path):
+    """``tools/test.py --tta`` wraps the detector in a TTA model (keys ``module.*``); the
+    checkpoint check once compared the detector's checkpoint with that wrapper, found 0 of
+    205 tensors and refused the README's --tta command. It must look inside, as mmengine's
+    loader does: the right checkpoint loads, another task's is still refused."""
+    model = _det_model()
+    good = tmp_path / 'det.pth'
+    torch.save({'state_dict': model.state_dict()}, good)
+    test = runner_for(DEMO_DET, tmp_path / 't', _det_options(det_data), mode='test',
+                      checkpoint=str(good), tta=True)
+    assert type(test.model).__name__ == 'EVADetTTAModel'
+    test.load_checkpoint(str(good))  # raised ValueError: fills 0 of the model's tensors
+    inner = test.model.module.state_dict()
+    assert inner.keys() == model.state_dict().keys()
+    for k, v in model.state_dict().items():  # the weights arrived, not just no error
+        torch.testing.assert_close(inner[k], v, msg=k)
+    bad = tmp_path / 'other.pth'
+    torch.save({'state_dict': {'head.fc.weight': torch.zeros(10, 48)}}, bad)
+    test._load_from = str(bad)
+    with pytest.raises(ValueError, match=f'{bad} does not fit the model CascadeRCNN'):
+        test.load_checkpoint(str(bad))
+
+
 def test_demo_config_uses_the_checked_coco_dataset(det_data, tmp_path):
     import shutil
     from mmdet.registry import DATASETS

@@ -19,7 +19,7 @@ import torch
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import HOOKS
 try:  # FSDP2's sharded parameters; imported once (all_finite runs every training step)
     from torch.distributed.tensor import DTensor
@@ -101,7 +101,11 @@ def non_finite_tensors(module: torch.nn.Module, limit: int = 5) -> Tuple[int, Li
 
 
 def unwrap(model):
-    return model.module if is_model_wrapper(model) else model
+    """The model inside DDP / FSDP wrappers and a test-time-augmentation model (``--tta``
+    wraps the detector or segmentor as ``.module``, as mmengine's loader unwraps it)."""
+    while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+        model = model.module
+    return model
 
 
 @HOOKS.register_module()
