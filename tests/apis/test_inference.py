@@ -298,13 +298,16 @@ def test_segmentation_predictions_equal_tools_test(tmp_path, one_thread):
         'train_dataloader.batch_size': 2})
     dumped = _test(SEG, ckpt, str(tmp_path / 'work'), data)
     out = str(tmp_path / 'out')
+    # with pictures: a trained checkpoint's dataset_meta (label_map, reduce_zero_label) once
+    # made MMSegInferencer's visualiser raise TypeError
     recs = _cli([SEG, ckpt, osp.join(root, 'images', 'validation'), '--out-dir', out,
-                 '--device', 'cpu', '--batch-size', '2', '--no-vis'])
+                 '--device', 'cpu', '--batch-size', '2'])
     by_path = {r['input']: r for r in recs}
     assert len(by_path) == len(dumped) == 4
     from PIL import Image
     for d in dumped:
         rec = by_path[d['img_path']]
+        assert Image.open(osp.join(out, 'vis', rec['visualization'])).size == (128, 128)
         ref = d['pred_sem_seg']['data'][0].numpy()
         got = np.array(Image.open(osp.join(out, 'preds', rec['seg_map'])))
         assert got.shape == ref.shape and (got == ref).mean() > 0.999

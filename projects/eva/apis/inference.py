@@ -22,6 +22,7 @@ from mmengine.config import Config, ConfigDict
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 VIDEO_EXTS = ('.mp4', '.avi', '.mkv', '.mov', '.webm', '.mpeg', '.mpg')
 TASKS = ('classification', 'zero-shot', 'detection', 'segmentation', 'video')
+SEG_VIS_META = ('classes', 'palette', 'dataset_name')  # SegLocalVisualizer.set_dataset_meta
 
 
 def load_config(config: Union[str, Config], cfg_options: Optional[dict] = None) -> Config:
@@ -182,6 +183,10 @@ def build_inferencer(config: Union[str, Config], checkpoint: Optional[str] = Non
             rng = np.random.RandomState(42)  # fixed colours for names without a palette
             meta['palette'] = rng.randint(0, 255, size=(len(meta['classes']), 3)).tolist()
         inferencer.visualizer.set_dataset_meta(meta.get('classes'), meta.get('palette'))
+        # MMSegInferencer.visualize passes model.dataset_meta as keywords to the visualizer,
+        # which takes only these: a trained checkpoint's meta also has label_map and
+        # reduce_zero_label (mmseg's BaseSegDataset adds them) and made it a TypeError
+        inferencer.model.dataset_meta = {k: meta[k] for k in SEG_VIS_META if k in meta}
     else:  # video
         from mmaction.apis.inferencers import ActionRecogInferencer
         inferencer = ActionRecogInferencer(model=cfg, weights=checkpoint, device=device)
