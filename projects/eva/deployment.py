@@ -6,9 +6,12 @@ the config's model (:func:`model_kind`):
 * mmpretrain ``ImageClassifier`` -> ``logits`` (B, num_classes), before softmax;
 * ``EVACLIP`` -> ``clip-image``: L2-normalised image embeddings (B, D); ``clip-text``: token
   ids (B, context_length) int64 -> L2-normalised text embeddings (B, D);
-* mmdet detectors / mmseg segmentors -> the backbone + neck (``extract_feat``): ``feat0..N``.
+* mmdet detectors / mmseg segmentors -> the backbone + neck (``extract_feat``): ``feat0..N``;
+* mmaction2 ``Recognizer3D`` -> ``video-classifier``: one normalised clip (B, 3, T, H, W) ->
+  ``logits`` (B, num_classes) of that view, before softmax (the multi-view test averages
+  the softmax of several clips / crops, which the runtime does over calls).
 
-Inputs are *normalised* images (B, 3, H, W), as mmdeploy does it; the data preprocessor's
+Inputs are *normalised* images (B, 3, H, W) or clips, as mmdeploy does it; the data preprocessor's
 mean/std and channel order go into the ONNX ``metadata_props``. :func:`load_model` (config +
 checkpoint -> eval model) is shared with the feature visualisation and the web demo.
 """
@@ -21,7 +24,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-KINDS = ('classifier', 'clip-image', 'clip-text', 'det-backbone', 'seg-backbone')
+KINDS = ('classifier', 'clip-image', 'clip-text', 'det-backbone', 'seg-backbone',
+         'video-classifier')
 
 
 # ---------------------------------------------------------------------- model loading
@@ -86,6 +90,7 @@ def model_kind(model: nn.Module, part: Optional[str] = None) -> str:
         return f'clip-{part}'
     if part is not None:
         raise ValueError(f'--part is for EVA-CLIP configs only (this model is {name})')
+    from mmaction.models.recognizers import Recognizer3D
     from mmdet.models.detectors import BaseDetector
     from mmpretrain.models.classifiers import ImageClassifier
     from mmseg.models.segmentors import BaseSegmentor
@@ -95,8 +100,10 @@ def model_kind(model: nn.Module, part: Optional[str] = None) -> str:
         return 'det-backbone'
     if isinstance(model, BaseSegmentor):
         return 'seg-backbone'
+    if isinstance(model, Recognizer3D):
+        return 'video-classifier'
     raise ValueError(f'no ONNX export for {name}: export a classifier, EVA-CLIP, an mmdet '
-                     'detector or an mmseg segmentor config')
+                     'detector, an mmseg segmentor or an mmaction2 Recognizer3D config')
 
 
 # ---------------------------------------------------------------------- export wrappers
@@ -140,9 +147,21 @@ class FeaturesForExport(nn.Module):
         return tuple(self.model.extract_feat(image))
 
 
+class VideoClassifierForExport(nn.Module):
+    """Normalised clip (B, 3, T, H, W) -> logits of that view: backbone + ``cls_head``, what
+    ``Recognizer3D`` computes per view before it averages the views' softmax."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, clip):
+        return self.model.cls_head(self.model.backbone(clip))
+
+
 WRAPPERS = {'classifier': ClassifierForExport, 'clip-image': CLIPImageForExport,
             'clip-text': CLIPTextForExport, 'det-backbone': FeaturesForExport,
-            'seg-backbone': FeaturesForExport}
+            'seg-backbone': FeaturesForExport, 'video-classifier': VideoClassifierForExport}
 
 
 def _vit(model: nn.Module):
@@ -197,6 +216,8 @@ def example_input(model: nn.Module, kind: str, batch: int, shape: Tuple[int, int
     gen = torch.Generator().manual_seed(seed)
     if kind == 'clip-text':
         return clip_tokens(model, batch, seed)
+    if kind == 'video-classifier':
+        return torch.randn(batch, 3, _vit(model).num_frames, *shape, generator=gen)
     return torch.randn(batch, 3, *shape, generator=gen)
 
 
@@ -208,11 +229,11 @@ def clip_tokens(model, batch: int, seed: int = 0) -> torch.Tensor:
 
 
 def input_names(kind: str) -> List[str]:
-    return ['tokens'] if kind == 'clip-text' else ['image']
+    return {'clip-text': ['tokens'], 'video-classifier': ['clip']}.get(kind, ['image'])
 
 
 def output_names(kind: str, num_outputs: int) -> List[str]:
-    if kind == 'classifier':
+    if kind in ('classifier', 'video-classifier'):
         return ['logits']
     if kind == 'clip-image':
         return ['image_embeds']
@@ -231,9 +252,12 @@ def metadata(model, kind: str, config: str, shape, dynamic_batch: bool,
         meta['tokenizer'] = 'CLIP BPE (projects.eva.clip.tokenizer.EVACLIPTokenizer)'
         return meta
     pre = model.data_preprocessor
-    meta['input_shape'] = json.dumps([None if dynamic_batch else 1, 3,
+    frames = [_vit(model).num_frames] if kind == 'video-classifier' else []
+    meta['input_shape'] = json.dumps([None if dynamic_batch else 1, 3, *frames,
                                       None if dynamic_hw else shape[0],
                                       None if dynamic_hw else shape[1]])
+    if frames:
+        meta['num_frames'] = str(frames[0])
     meta['mean'] = json.dumps([round(float(v), 6) for v in pre.mean.flatten()])
     meta['std'] = json.dumps([round(float(v), 6) for v in pre.std.flatten()])
     meta['channel_order'] = 'RGB' if getattr(pre, '_channel_conversion', False) or \
@@ -268,6 +292,9 @@ def export(model: nn.Module, out: str, kind: str, shape: Optional[Sequence[int]]
         dynamic_hw = kind in ('det-backbone', 'seg-backbone')
     if kind == 'clip-text' and dynamic_hw:
         raise ValueError('--dynamic-hw is for image inputs; text has a fixed context length')
+    if kind == 'video-classifier' and dynamic_hw:
+        raise ValueError('--dynamic-hw is not for video: a clip is the trained T x H x W '
+                         '(the position table tiles one spatial grid over the frames)')
     if kind == 'seg-backbone' and type(model.backbone).__name__ == 'EVAAdapter':
         raise NotImplementedError(
             'the ViT-Adapter backbone does not export: its multi-scale deformable attention '
@@ -289,7 +316,7 @@ def export(model: nn.Module, out: str, kind: str, shape: Optional[Sequence[int]]
     if dynamic_batch:
         axes[0] = Dim('batch', min=1, max=4096)
     if dynamic_hw:
-        axes[2], axes[3] = Dim.DYNAMIC, Dim.DYNAMIC
+        axes[x.ndim - 2], axes[x.ndim - 1] = Dim.DYNAMIC, Dim.DYNAMIC
     with torch.no_grad():
         outs = wrapper(x)
     num_outputs = len(outs) if isinstance(outs, tuple) else 1

@@ -20,6 +20,7 @@ DEMO = osp.join(ROOT, 'configs', 'demo')
 CLS = osp.join(DEMO, 'eva-cls_vit-tiny-p14_1xb64-80e_digits.py')
 CLIP = osp.join(DEMO, 'eva-clip_vit-tiny-p8_1xb64-6e_shapes-captions.py')
 DET = osp.join(DEMO, 'eva-det_vit-tiny-p16_cascade-mask-rcnn_shapes-128.py')
+VIDEO = osp.join(DEMO, 'eva-video_vit-tiny-p14_1xb16-8e_moving-shapes.py')
 TINY = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)
 ATOL = 1e-4
 
@@ -30,6 +31,9 @@ CASES = {
     # one window block (window 4 on a 5x6 grid: padded) and one global block with rel-pos
     'det': (DET, {'model.backbone.arch': TINY, 'model.backbone.global_block_indices': [1],
                   'model.neck.in_channels': 32}),
+    # 4 frames x 4 x 4 patches + cls: joint space-time attention over 65 tokens
+    'video': (VIDEO, {'model.backbone.arch': TINY, 'model.backbone.num_frames': 4,
+                      'model.cls_head.in_channels': 32}),
 }
 
 
@@ -73,6 +77,36 @@ def det(tmp_path_factory):
     meta = deployment.export(model, out, 'det-backbone', shape=(64, 64), dynamic_batch=True,
                              config=DET)
     return model, out, meta
+
+
+@pytest.fixture(scope='module')
+def video(tmp_path_factory):
+    _, model = _checkpoint(tmp_path_factory, 'video')
+    out = str(tmp_path_factory.mktemp('onnx') / 'video.onnx')
+    meta = deployment.export(model, out, deployment.model_kind(model), dynamic_batch=True,
+                             config=VIDEO)
+    return model, out, meta
+
+
+def test_video_classifier_matches_pytorch_and_mmaction(video, one_thread):
+    """Per-clip logits at two batch sizes; their softmax is mmaction2's own prediction
+    (``Recognizer3D`` predict, one view: averaging one view's softmax is that softmax)."""
+    model, out, meta = video
+    assert meta['task'] == 'video-classifier' and meta['num_frames'] == '4'
+    assert eval(meta['input_shape'].replace('null', 'None')) == [None, 3, 4, 56, 56]
+    for batch in (1, 3):
+        assert deployment.compare(model, out, 'video-classifier', batch, (56, 56)) < ATOL
+    import onnxruntime as ort
+    from mmaction.structures import ActionDataSample
+    clip = deployment.example_input(model, 'video-classifier', 2, (56, 56), seed=5)
+    sess = ort.InferenceSession(out, providers=['CPUExecutionProvider'])
+    logits = torch.from_numpy(sess.run(None, {'clip': clip.numpy()})[0])
+    with torch.no_grad():
+        preds = model(clip[:, None], [ActionDataSample() for _ in range(2)], mode='predict')
+    ref = torch.stack([p.pred_score for p in preds])
+    torch.testing.assert_close(logits.softmax(-1), ref, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match='not for video'):
+        deployment.export(model, out + '.x', 'video-classifier', dynamic_hw=True)
 
 
 def test_classifier_matches_pytorch_at_two_batch_sizes(classifier, one_thread):
