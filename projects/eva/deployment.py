@@ -295,13 +295,6 @@ def export(model: nn.Module, out: str, kind: str, shape: Optional[Sequence[int]]
     if kind == 'video-classifier' and dynamic_hw:
         raise ValueError('--dynamic-hw is not for video: a clip is the trained T x H x W '
                          '(the position table tiles one spatial grid over the frames)')
-    if kind == 'seg-backbone' and type(model.backbone).__name__ == 'EVAAdapter':
-        raise NotImplementedError(
-            'the ViT-Adapter backbone does not export: its multi-scale deformable attention '
-            '(projects/eva/segmentation/ms_deform_attn.py and mmcv\'s '
-            'multi_scale_deformable_attn_pytorch) reads the level sizes from the '
-            '`spatial_shapes` tensor (.item(), split sizes), which torch.export cannot trace '
-            '(GuardOnDataDependentSymNode); see docs/deployment.md')
     shape = tuple(shape) if shape else default_shape(model, kind)
     if kind != 'clip-text':
         mult = size_multiple(model, kind)

@@ -35,6 +35,10 @@ class Recorder:
         for mod in (mmcv_msda, our_msda):
             monkeypatch.setattr(mod, 'multi_scale_deformable_attn_pytorch',
                                 self._wrap('ms_deform_attn', mmcv_msda.multi_scale_deformable_attn_pytorch))
+        # the adapter's CPU path (level sizes as ints): it gets the value, locations and
+        # weights the CUDA op would get
+        monkeypatch.setattr(our_msda, 'sample_levels',
+                            self._wrap('ms_deform_attn', our_msda.sample_levels))
 
     def _wrap(self, name, fn):
         def wrapped(*args, **kwargs):

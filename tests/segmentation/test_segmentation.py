@@ -109,6 +109,36 @@ def test_msda_half_value_width_matches_slow_reference():
                                slow_msda(attn, query, ref1, feat, shapes), rtol=1e-9, atol=1e-9)
 
 
+def test_msda_int_shapes_equal_mmcv_tensor_path_and_gradients():
+    """The adapter passes level sizes as Python ints (exportable ``sample_levels``); it must
+    equal mmcv's ``multi_scale_deformable_attn_pytorch`` (the tensor path), values and
+    gradients, with samples beyond the maps."""
+    torch.manual_seed(1)
+    attn = MSDeformAttn(embed_dims=16, num_levels=3, num_heads=2, num_points=3,
+                        ratio=0.5).double()
+    with torch.no_grad():
+        for p in attn.parameters():
+            p.normal_(0, 1.0)
+    shapes = [(5, 7), (3, 4), (2, 2)]
+    lin = sum(h * w for h, w in shapes)
+    query = torch.randn(2, 6, 16, dtype=torch.double, requires_grad=True)
+    feat = torch.randn(2, lin, 16, dtype=torch.double, requires_grad=True)
+    ref = torch.rand(2, 6, 3, 2, dtype=torch.double)
+    outs, grads = [], []
+    for spatial in (torch.tensor(shapes), shapes):
+        out = attn(query, ref, feat, spatial, torch.tensor([0, 35, 47]))
+        g = torch.autograd.grad(out.pow(2).sum(), (query, feat, attn.sampling_offsets.weight))
+        outs.append(out)
+        grads.append(g)
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-12, atol=1e-12)
+    for a, b in zip(grads[1], grads[0]):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(outs[1], slow_msda(attn, query, ref, feat, shapes),
+                               rtol=1e-9, atol=1e-9)
+    with pytest.raises(ValueError, match='describe'):
+        attn(query, ref, feat, [(5, 7), (3, 4), (2, 3)])
+
+
 def test_msda_hand_computed_bilinear_samples():
     """2x2 map [[1, 2], [3, 4]], one head/point at the reference, identity projections."""
     attn = MSDeformAttn(embed_dims=2, num_levels=1, num_heads=1, num_points=1, ratio=0.5)

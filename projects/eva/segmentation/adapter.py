@@ -38,12 +38,6 @@ def reference_points(shapes: Sequence[Tuple[int, int]], device) -> torch.Tensor:
     return torch.cat(refs)[None, :, None]
 
 
-def level_inputs(shapes: Sequence[Tuple[int, int]], device):
-    spatial = torch.as_tensor(shapes, dtype=torch.long, device=device)
-    start = torch.cat([spatial.new_zeros(1), spatial.prod(1).cumsum(0)[:-1]])
-    return spatial, start
-
-
 class SpatialPriorModule(nn.Module):
     """ResNet-like stem giving c1..c4 at strides 4, 8, 16, 32, each projected to the ViT
     width by a 1x1 conv (``fc1..fc4``)."""
@@ -259,9 +253,11 @@ class EVAAdapter(BaseModule):
         vit = self.vit
         shapes = [(h // s, w // s) for s in STRIDES]
         hw = shapes[1]
-        spatial_inj, start_inj = level_inputs(shapes, x.device)
+        # level sizes as Python ints, not tensors: the sampling then splits by ints and the
+        # adapter exports (torch.export cannot follow sizes read out of a tensor)
+        spatial_inj, start_inj = shapes, None
         ref_inj = reference_points([hw], x.device)
-        spatial_ext, start_ext = level_inputs([hw], x.device)
+        spatial_ext, start_ext = [hw], None
         ref_ext = reference_points(shapes, x.device)
 
         c1, c2, c3, c4 = self.spm(x)
