@@ -100,6 +100,15 @@ def test_attention_is_the_models_own(model, one_thread):
     torch.testing.assert_close(y, attn(x), rtol=1e-4, atol=1e-5)
 
 
+def test_video_model_is_refused_with_the_reason(tmp_path):
+    """It used to fail deep inside with "cannot resize a (8, 4, 4) position grid"."""
+    from projects.eva.deployment import load_model
+    video = load_model(osp.join(ROOT, 'configs', 'demo',
+                                'eva-video_vit-tiny-p14_1xb16-8e_moving-shapes.py'), None)
+    with pytest.raises(ValueError, match='video backbone .num_frames=8'):
+        _tool().visualize(video, _photo('china.jpg'), str(tmp_path))
+
+
 def test_detection_backbone_has_no_cls_attention(tmp_path):
     tool = _tool()
     from projects.eva.deployment import load_model

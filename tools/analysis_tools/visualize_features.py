@@ -155,6 +155,11 @@ def visualize(model, image_path: str, out_dir: str, attn_blocks: Sequence[int] =
     import mmcv
     from PIL import Image
     vit = find_vit(model)
+    if vit.num_frames:
+        raise ValueError(f'{type(model).__name__} has a video backbone (num_frames='
+                         f'{vit.num_frames}: its position table covers clips of '
+                         f'{vit.num_frames} frames); this tool draws maps of single images: '
+                         'use an image model (classification, CLIP, detection, segmentation)')
     image = mmcv.imread(image_path)  # BGR, as the OpenMMLab pipelines load it
     if image is None:
         raise FileNotFoundError(f'cannot read image {image_path}')
