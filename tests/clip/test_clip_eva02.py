@@ -282,7 +282,7 @@ def test_detection_and_strict_key_coverage():
     assert not _is_eva_clip(sd)
     incomplete = dict(sd)
     del incomplete['visual.blocks.1.attn.inner_attn_ln.bias']
-    assert 'visual.blocks.1 is not an EVA-02-CLIP' in eva02_clip_problem(incomplete)
+    assert "visual.blocks.1 lacks ['attn.inner_attn_ln.bias']" in eva02_clip_problem(incomplete)
     with pytest.raises(ValueError, match='near misses: .*eva02-clip: visual.blocks.1'):
         detect_format(incomplete)
     with pytest.raises(KeyError, match='inner_attn_ln'):
@@ -294,7 +294,8 @@ def test_detection_and_strict_key_coverage():
     with pytest.raises(KeyError, match=r"no mapping: \['text.unknown'\]"):
         convert_eva02_clip(stray)
     wrong = dict(sd, **{'visual.blocks.0.mlp.w3.weight': torch.ones(64, 64)})
-    with pytest.raises(KeyError, match=r'mlp.w3.weight has shape \(64, 64\), expected \(64, 170\)'):
+    with pytest.raises(KeyError, match=r'mlp.w3.weight has shape \(64, 64\), an EVA-02-CLIP B/L '
+                                      r'block of width 64 has \(64, 170\)'):
         convert_eva02_clip(wrong)
     no_text = {k: v for k, v in sd.items() if not k.startswith('text.')}
     assert 'no text.token_embedding' in eva02_clip_problem(no_text)

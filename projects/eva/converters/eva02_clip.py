@@ -26,22 +26,16 @@ from typing import Dict, Optional
 import torch
 
 from . import register_format
-from .backbone import BLOCK_ITEMS as EVA01_BLOCK_ITEMS
-from .backbone import change_patch_size
+from .backbone import EVA01_BLOCK, EVA02_SPLIT_BLOCK, BlockLayout, change_patch_size, vit_problem
 from .clip import TEXT_KEY
 
 FORMAT = 'eva02-clip'
-# rei's EVAVisionTransformer block with subln + naiveswiglu (B/L): every item, and its shape
-# as a function of (D, H)
-SUBLN_BLOCK = {
-    'norm1.weight': 'D', 'norm1.bias': 'D', 'norm2.weight': 'D', 'norm2.bias': 'D',
-    'attn.q_proj.weight': 'DD', 'attn.k_proj.weight': 'DD', 'attn.v_proj.weight': 'DD',
-    'attn.q_bias': 'D', 'attn.v_bias': 'D',
-    'attn.inner_attn_ln.weight': 'D', 'attn.inner_attn_ln.bias': 'D',
-    'attn.proj.weight': 'DD', 'attn.proj.bias': 'D',
-    'mlp.w1.weight': 'HD', 'mlp.w1.bias': 'H', 'mlp.w2.weight': 'HD', 'mlp.w2.bias': 'H',
-    'mlp.ffn_ln.weight': 'H', 'mlp.ffn_ln.bias': 'H', 'mlp.w3.weight': 'DH', 'mlp.w3.bias': 'D',
-}
+# rei's EVAVisionTransformer block with subln + naiveswiglu (B/L): EVA-02 B/L's block plus the
+# sub-LN of the attention output
+CLIP_BLOCK = BlockLayout(
+    'EVA-02-CLIP B/L', 'attn.inner_attn_ln.weight', EVA02_SPLIT_BLOCK.hidden,
+    lambda d, h: {**EVA02_SPLIT_BLOCK.shapes(d, h), 'attn.inner_attn_ln.weight': (d, ),
+                  'attn.inner_attn_ln.bias': (d, )})
 VISUAL_TOP = {'cls_token': 'backbone.cls_token', 'pos_embed': 'backbone.pos_embed',
               'patch_embed.proj.weight': 'backbone.patch_embed.proj.weight',
               'patch_embed.proj.bias': 'backbone.patch_embed.proj.bias',
@@ -53,20 +47,12 @@ ROPE_REASON = ('RoPE table buffers of rei\'s VisionRotaryEmbeddingFast: EVAViT c
 MASK_REASON = 'causal mask buffer, rebuilt by the attention at run time'
 
 
-def _blocks(sd: Dict[str, torch.Tensor]) -> Dict[int, Dict[str, torch.Tensor]]:
-    blocks: Dict[int, Dict[str, torch.Tensor]] = {}
-    for k, v in sd.items():
-        m = re.match(r'^visual\.blocks\.(\d+)\.(.+)$', k)
-        if m and not ROPE_KEY.match(k):
-            blocks.setdefault(int(m.group(1)), {})[m.group(2)] = v
-    return blocks
-
-
 def eva02_clip_problem(sd: Dict[str, torch.Tensor], allow_eva01_blocks: bool = False
                        ) -> Optional[str]:
     """Why ``sd`` is not an EVA-02-CLIP B/L file (None when it is): a CLIP text tower, the
-    ``visual`` embeddings, final norm and head, and complete sub-LN SwiGLU blocks of
-    consistent shapes. ``allow_eva01_blocks``: also accept E's fused-qkv GELU blocks."""
+    ``visual`` embeddings, final norm and head, nothing else under ``visual`` but blocks and
+    RoPE tables, and complete sub-LN SwiGLU blocks of one width (``vit_problem``, the
+    checker of every ViT format). ``allow_eva01_blocks``: also E's fused-qkv GELU blocks."""
     if 'text.token_embedding.weight' not in sd:
         return 'no text.token_embedding.weight (not a CLIP file)'
     if 'logit_scale' not in sd and 'text.logit_scale' not in sd:
@@ -74,37 +60,12 @@ def eva02_clip_problem(sd: Dict[str, torch.Tensor], allow_eva01_blocks: bool = F
     missing = [f'visual.{k}' for k in VISUAL_TOP if f'visual.{k}' not in sd]
     if missing:
         return f'lacks {missing}'
-    kernel = sd['visual.patch_embed.proj.weight']
-    if kernel.ndim != 4:
-        return f'visual.patch_embed.proj.weight is {kernel.ndim}-D, expected 4-D'
-    dim = kernel.shape[0]
-    blocks = _blocks(sd)
-    if not blocks or sorted(blocks) != list(range(len(blocks))):
-        return f'visual block indices {sorted(blocks)[:5]}... are not 0..N-1'
-    for i, items in blocks.items():
-        if set(items) == set(SUBLN_BLOCK):
-            hidden = items['mlp.w1.weight'].shape[0]
-            dims = {'D': dim, 'H': hidden}
-            want = {n: tuple(dims[c] for c in s) for n, s in SUBLN_BLOCK.items()}
-        elif allow_eva01_blocks and set(items) == set(EVA01_BLOCK_ITEMS):
-            hidden = items['mlp.fc1.weight'].shape[0]
-            want = {n: tuple(items[n].shape) for n in items}
-            want.update({'attn.qkv.weight': (3 * dim, dim), 'mlp.fc2.weight': (dim, hidden),
-                         'attn.proj.weight': (dim, dim), 'mlp.fc1.weight': (hidden, dim)})
-        else:
-            extra = sorted(set(items) - set(SUBLN_BLOCK))
-            lack = sorted(set(SUBLN_BLOCK) - set(items))
-            return (f'visual.blocks.{i} is not an EVA-02-CLIP sub-LN SwiGLU block (extra '
-                    f'{extra[:4]}, lacking {lack[:4]})')
-        for n, shape in want.items():
-            if tuple(items[n].shape) != shape:
-                return (f'visual.blocks.{i}.{n} has shape {tuple(items[n].shape)}, expected '
-                        f'{shape} for width {dim}')
-    for k in sd:
-        if k.startswith('visual.') and not (k.startswith('visual.blocks.') or ROPE_KEY.match(k)
-                                            or k[len('visual.'):] in VISUAL_TOP):
+    visual = {k: v for k, v in sd.items() if k.startswith('visual.') and not ROPE_KEY.match(k)}
+    for k in visual:
+        if not k.startswith('visual.blocks.') and k[len('visual.'):] not in VISUAL_TOP:
             return f'{k} is not part of an EVA-02-CLIP vision tower'
-    return None
+    layouts = (CLIP_BLOCK, EVA01_BLOCK) if allow_eva01_blocks else (CLIP_BLOCK, )
+    return vit_problem(visual, 'visual.', layouts)
 
 
 @register_format(FORMAT, lambda sd: eva02_clip_problem(sd) is None,
