@@ -235,8 +235,12 @@ def measured_part(cfg, model, batch: int, shape) -> tuple:
         return ('backbone + neck (RPN/RoI heads need real tensors: NMS, RoIAlign)',
                 lambda t: model.neck(model.backbone(t)), x)
     if task == 'segmentation':
-        return ('EVAViT of the adapter (adapter + Mask2Former: mmcv deformable attention '
-                'needs real tensors)', lambda t: _backbone_of(model)(t), x)
+        if type(model.backbone).__name__ == 'EVAAdapter':  # its sampling is meta-safe (ints)
+            return ('ViT-Adapter (Mask2Former: mmcv deformable attention needs real tensors)',
+                    lambda t: model.backbone(t), x)
+        neck = getattr(model, 'neck', None)
+        return ('backbone + neck (decode head not measured)',
+                lambda t: neck(model.backbone(t)) if neck is not None else model.backbone(t), x)
     raise ValueError(f'no measured part for task {task!r}')
 
 
