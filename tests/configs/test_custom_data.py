@@ -152,9 +152,7 @@ model['backbone'].update(arch=dict(_delete_=True, embed_dims=96, num_layers=4, n
 model.update(
     data_preprocessor=dict(batch_augments=[dict(type='BatchFixedSizePad', size=(128, 128),
                                                 pad_mask=True)], test_pad_size=(128, 128)),
-    # from scratch the pyramid's LayerNorm keeps the box classifiers at the background prior
-    # (configs/demo/eva-det_*.py); pretrained features do not have the problem
-    neck=dict(in_channels=96, out_channels=ch, norm_cfg=None),
+    neck=dict(in_channels=96, out_channels=ch),  # the real pyramid, LN2d included
     rpn_head=dict(in_channels=ch, feat_channels=ch, anchor_generator=dict(scales=[4])),
     train_cfg=dict(rpn_proposal=dict(nms_pre=200, max_per_img=32),
                    rcnn=[dict(assigner=dict(type='MaxIoUAssigner', pos_iou_thr=iou,
