@@ -8,6 +8,7 @@ adapter) and require every tensor to be contiguous. On CPU the deformable attent
 mmcv's PyTorch path: the tensors it receives are exactly those the CUDA op would get.
 """
 import copy
+import os.path as osp
 
 import mmcv.ops.multi_scale_deform_attn as mmcv_msda
 import pytest
@@ -15,6 +16,7 @@ import torch
 
 import projects.eva.segmentation.ms_deform_attn as our_msda
 
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 pytestmark = pytest.mark.usefixtures('one_thread')
 
 
@@ -77,10 +79,13 @@ def test_detection_feeds_dense_tensors_to_mmcv_ops(monkeypatch):
 
 
 def test_segmentation_feeds_dense_tensors_to_mmcv_ops(monkeypatch):
-    from test_segmentation import tiny_model
-    from mmseg.structures import SegDataSample
     from mmengine.structures import PixelData
-    model = tiny_model()
+    from mmseg.structures import SegDataSample
+
+    from projects.eva.deployment import load_model  # builds in the config's scope
+    torch.manual_seed(0)
+    model = load_model(osp.join(ROOT, 'configs', 'demo', 'eva-mask2former_vit-tiny-adapter-'
+                                'p16_1xb8-160it_shapes-seg-128.py'), None)
     rec = Recorder(monkeypatch)
     samples = []
     for _ in range(2):
