@@ -34,9 +34,8 @@ class Recorder:
         self.calls, self.bad = {}, []
         for name in self.EXT_OPS:
             monkeypatch.setattr(ext, name, self._wrap(name, getattr(ext, name)))
-        for mod in (mmcv_msda, our_msda):
-            monkeypatch.setattr(mod, 'multi_scale_deformable_attn_pytorch',
-                                self._wrap('ms_deform_attn', mmcv_msda.multi_scale_deformable_attn_pytorch))
+        monkeypatch.setattr(mmcv_msda, 'multi_scale_deformable_attn_pytorch',
+                            self._wrap('ms_deform_attn', mmcv_msda.multi_scale_deformable_attn_pytorch))
         # the adapter's CPU path (level sizes as ints): it gets the value, locations and
         # weights the CUDA op would get
         monkeypatch.setattr(our_msda, 'sample_levels',

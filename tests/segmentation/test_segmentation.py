@@ -94,47 +94,52 @@ def test_msda_half_value_width_matches_slow_reference():
         for p in attn.parameters():
             p.normal_(0, 1.0)
     shapes = [(5, 7), (3, 4)]
-    spatial = torch.tensor(shapes)
-    start = torch.tensor([0, 35])
     query = torch.randn(2, 6, 16, dtype=torch.double)
     feat = torch.randn(2, 35 + 12, 16, dtype=torch.double)
     ref = torch.rand(2, 6, 2, 2, dtype=torch.double)
-    fast = attn(query, ref, feat, spatial, start)
+    fast = attn(query, ref, feat, shapes)
     slow = slow_msda(attn, query, ref, feat, shapes)
     assert fast.shape == (2, 6, 16)
     torch.testing.assert_close(fast, slow, rtol=1e-9, atol=1e-9)
     # one reference point shared by all levels (the adapter's injector layout)
     ref1 = torch.rand(1, 6, 1, 2, dtype=torch.double)
-    torch.testing.assert_close(attn(query, ref1, feat, spatial, start),
+    torch.testing.assert_close(attn(query, ref1, feat, shapes),
                                slow_msda(attn, query, ref1, feat, shapes), rtol=1e-9, atol=1e-9)
 
 
-def test_msda_int_shapes_equal_mmcv_tensor_path_and_gradients():
-    """The adapter passes level sizes as Python ints (exportable ``sample_levels``); it must
-    equal mmcv's ``multi_scale_deformable_attn_pytorch`` (the tensor path), values and
-    gradients, with samples beyond the maps."""
+def test_msda_sampling_equals_mmcv_and_gradients():
+    """Our int-size sampler (``sample_levels``: exportable) equals mmcv's
+    ``multi_scale_deformable_attn_pytorch`` (sizes as a tensor), values and gradients, with
+    samples beyond the maps; through the module it equals the loop reference."""
+    from mmcv.ops.multi_scale_deform_attn import multi_scale_deformable_attn_pytorch
+
+    from projects.eva.segmentation.ms_deform_attn import sample_levels
     torch.manual_seed(1)
+    shapes = [(5, 7), (3, 4), (2, 2)]
+    lin = sum(h * w for h, w in shapes)
+    value = torch.randn(2, lin, 2, 4, dtype=torch.double, requires_grad=True)
+    locations = (torch.rand(2, 6, 2, 3, 3, 2, dtype=torch.double) * 1.6 - 0.3).requires_grad_()
+    weights = torch.rand(2, 6, 2, 3, 3, dtype=torch.double).softmax(-1).requires_grad_()
+    outs, grads = [], []
+    for fn, sizes in ((multi_scale_deformable_attn_pytorch, torch.tensor(shapes)),
+                      (sample_levels, shapes)):
+        out = fn(value, sizes, locations, weights)
+        outs.append(out)
+        grads.append(torch.autograd.grad(out.pow(2).sum(), (value, locations, weights)))
+    assert outs[1].shape == (2, 6, 8)
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-12, atol=1e-12)
+    for a, b in zip(grads[1], grads[0]):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
     attn = MSDeformAttn(embed_dims=16, num_levels=3, num_heads=2, num_points=3,
                         ratio=0.5).double()
     with torch.no_grad():
         for p in attn.parameters():
             p.normal_(0, 1.0)
-    shapes = [(5, 7), (3, 4), (2, 2)]
-    lin = sum(h * w for h, w in shapes)
-    query = torch.randn(2, 6, 16, dtype=torch.double, requires_grad=True)
-    feat = torch.randn(2, lin, 16, dtype=torch.double, requires_grad=True)
+    query = torch.randn(2, 6, 16, dtype=torch.double)
+    feat = torch.randn(2, lin, 16, dtype=torch.double)
     ref = torch.rand(2, 6, 3, 2, dtype=torch.double)
-    outs, grads = [], []
-    for spatial in (torch.tensor(shapes), shapes):
-        out = attn(query, ref, feat, spatial, torch.tensor([0, 35, 47]))
-        g = torch.autograd.grad(out.pow(2).sum(), (query, feat, attn.sampling_offsets.weight))
-        outs.append(out)
-        grads.append(g)
-    torch.testing.assert_close(outs[1], outs[0], rtol=1e-12, atol=1e-12)
-    for a, b in zip(grads[1], grads[0]):
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
-    torch.testing.assert_close(outs[1], slow_msda(attn, query, ref, feat, shapes),
-                               rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(attn(query, ref, feat, shapes),
+                               slow_msda(attn, query, ref, feat, shapes), rtol=1e-9, atol=1e-9)
     with pytest.raises(ValueError, match='describe'):
         attn(query, ref, feat, [(5, 7), (3, 4), (2, 3)])
 
@@ -150,7 +155,7 @@ def test_msda_hand_computed_bilinear_samples():
     feat = torch.tensor([[[1., 0.], [2., 0.], [3., 0.], [4., 0.]]])
     ref = torch.tensor([[[[0.5, 0.5]], [[0.25, 0.25]], [[0.75, 0.25]], [[0.0, 0.0]],
                          [[0.25, 0.75]]]])
-    out = attn(torch.zeros(1, 5, 2), ref, feat, torch.tensor([[2, 2]]), torch.tensor([0]))
+    out = attn(torch.zeros(1, 5, 2), ref, feat, [(2, 2)])
     # centre = mean of 4; pixel centres exact; the corner (0,0) is a quarter of pixel 1
     torch.testing.assert_close(out[0, :, 0], torch.tensor([2.5, 1.0, 2.0, 0.25, 3.0]))
     assert torch.all(out[0, :, 1] == 0)
@@ -162,7 +167,7 @@ def test_msda_rejects_bad_input():
     attn = MSDeformAttn(embed_dims=8, num_levels=1, num_heads=2, num_points=1)
     with pytest.raises(ValueError, match='describe'):
         attn(torch.zeros(1, 3, 8), torch.zeros(1, 3, 1, 2), torch.zeros(1, 10, 8),
-             torch.tensor([[3, 3]]), torch.tensor([0]))
+             [(3, 3)])
 
 
 # ---------------------------------------------------------------- adapter

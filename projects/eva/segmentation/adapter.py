@@ -114,10 +114,10 @@ class Injector(nn.Module):
         self.attn = MSDeformAttn(dim, n_levels, num_heads, n_points, ratio)
         self.gamma = nn.Parameter(init_values * torch.ones(dim))
 
-    def forward(self, query, feat, ref, spatial, start):
+    def forward(self, query, feat, ref, spatial):
         def inner(query, feat):
             return query + self.gamma * self.attn(self.query_norm(query), ref,
-                                                  self.feat_norm(feat), spatial, start)
+                                                  self.feat_norm(feat), spatial)
         return _maybe_checkpoint(inner, self.with_cp, query, feat)
 
 
@@ -135,10 +135,10 @@ class Extractor(nn.Module):
         self.ffn_norm = build_norm_layer(norm_cfg, dim)[1]
         self.drop_path = DropPath(drop_path)
 
-    def forward(self, query, feat, ref, spatial, start, shapes):
+    def forward(self, query, feat, ref, spatial, shapes):
         def inner(query, feat):
             query = query + self.attn(self.query_norm(query), ref, self.feat_norm(feat),
-                                      spatial, start)
+                                      spatial)
             return query + self.drop_path(self.ffn(self.ffn_norm(query), shapes))
         return _maybe_checkpoint(inner, self.with_cp, query, feat)
 
@@ -253,11 +253,9 @@ class EVAAdapter(BaseModule):
         vit = self.vit
         shapes = [(h // s, w // s) for s in STRIDES]
         hw = shapes[1]
-        # level sizes as Python ints, not tensors: the sampling then splits by ints and the
-        # adapter exports (torch.export cannot follow sizes read out of a tensor)
-        spatial_inj, start_inj = shapes, None
+        # the deformable attention takes the level sizes as Python ints (``shapes`` for the
+        # injectors, ``[hw]`` for the extractors), so the adapter exports
         ref_inj = reference_points([hw], x.device)
-        spatial_ext, start_ext = [hw], None
         ref_ext = reference_points(shapes, x.device)
 
         c1, c2, c3, c4 = self.spm(x)
@@ -270,12 +268,12 @@ class EVAAdapter(BaseModule):
 
         outs = []
         for (first, last), layer in zip(self.interaction_indexes, self.interactions):
-            tokens = layer.injector(tokens, c, ref_inj, spatial_inj, start_inj)
+            tokens = layer.injector(tokens, c, ref_inj, shapes)
             tokens = vit.forward_blocks(torch.cat([cls, tokens], dim=1), grid, first, last + 1)
             cls, tokens = tokens[:, :extra], tokens[:, extra:]
             extractors = [layer.extractor] + list(layer.extra_extractors or [])
             for extractor in extractors:
-                c = extractor(c, tokens, ref_ext, spatial_ext, start_ext, shapes)
+                c = extractor(c, tokens, ref_ext, [hw], shapes)
             outs.append(tokens.transpose(1, 2).reshape(b, -1, *hw))
 
         sizes = [s[0] * s[1] for s in shapes]

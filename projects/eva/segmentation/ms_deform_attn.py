@@ -4,30 +4,27 @@ EVA-01's ViT-Adapter projects values to ``ratio * embed_dims`` (``deform_ratio=0
 1408 channels) before sampling, and projects back afterwards. mmcv's
 ``MultiScaleDeformableAttention`` always keeps ``embed_dims``, so this module owns the
 projections (names as in the official ``MSDeformAttn``: ``sampling_offsets``,
-``attention_weights``, ``value_proj``, ``output_proj``) and reuses mmcv's sampling kernels:
-the compiled CUDA op on GPU, the ``grid_sample`` path elsewhere (CPU). Both kernels accept any
-per-head width.
+``attention_weights``, ``value_proj``, ``output_proj``). Sampling: mmcv's compiled CUDA op on
+GPU, :func:`sample_levels` elsewhere; both accept any per-head width.
 
-The level sizes may be given as Python ints (``[(h, w), ...]``, what the ViT-Adapter passes):
-then the CPU path is :func:`sample_levels`, whose split sizes and reshapes are plain ints, so
-torch.export / ONNX can trace it (mmcv's reads them from a tensor with ``.item()``-like
-calls, a data-dependent size the exporter cannot follow).
+The level sizes are Python ints (``[(h, w), ...]``), not mmcv's ``spatial_shapes`` tensor:
+split sizes and reshapes are then plain ints, so torch.export / ONNX can trace the adapter
+(mmcv's PyTorch path reads them out of the tensor, a data-dependent size the exporter
+cannot follow). :func:`sample_levels` equals mmcv's ``multi_scale_deformable_attn_pytorch``
+(tests/segmentation/test_segmentation.py).
 """
 import math
-from typing import Optional, Sequence, Tuple, Union
+from typing import Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmcv.ops.multi_scale_deform_attn import (MultiScaleDeformableAttnFunction,
-                                              multi_scale_deformable_attn_pytorch)
+from mmcv.ops.multi_scale_deform_attn import MultiScaleDeformableAttnFunction
+
+Shapes = Sequence[Tuple[int, int]]
 
 
-Shapes = Union[torch.Tensor, Sequence[Tuple[int, int]]]
-
-
-def sample_levels(value: torch.Tensor, shapes: Sequence[Tuple[int, int]],
-                  sampling_locations: torch.Tensor,
+def sample_levels(value: torch.Tensor, shapes: Shapes, sampling_locations: torch.Tensor,
                   attention_weights: torch.Tensor) -> torch.Tensor:
     """Bilinear samples of every level (``grid_sample``, zeros outside, pixel centres at
     (i + 0.5) / size), weighted and summed over levels and points, with the level sizes as
@@ -47,30 +44,20 @@ def sample_levels(value: torch.Tensor, shapes: Sequence[Tuple[int, int]],
     return out.view(b, heads * d, lq).transpose(1, 2).contiguous()
 
 
-def ms_deform_attn_core(value: torch.Tensor, spatial_shapes: Shapes,
-                        level_start_index: Optional[torch.Tensor],
-                        sampling_locations: torch.Tensor,
+def ms_deform_attn_core(value: torch.Tensor, shapes: Shapes, sampling_locations: torch.Tensor,
                         attention_weights: torch.Tensor, im2col_step: int = 64) -> torch.Tensor:
     """Sample and weight values: (B, Lin, heads, d) -> (B, Lq, heads * d).
 
     ``sampling_locations`` (B, Lq, heads, levels, points, 2) are normalised (x, y) in [0, 1]
     (0.5 / W is the centre of the first pixel), out-of-map samples read zeros.
-    ``spatial_shapes``: (levels, 2) long tensor (mmcv's API) or ``[(h, w), ...]`` ints.
     """
-    if value.is_cuda:
-        if not isinstance(spatial_shapes, torch.Tensor):
-            spatial_shapes = torch.as_tensor(spatial_shapes, dtype=torch.long,
-                                             device=value.device)
-        if level_start_index is None:
-            sizes = spatial_shapes.prod(1)
-            level_start_index = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)[:-1]])
+    if value.is_cuda:  # mmcv's op takes the sizes and level offsets as tensors
+        spatial = torch.as_tensor(shapes, dtype=torch.long, device=value.device)
+        sizes = spatial.prod(1)
+        start = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)[:-1]])
         return MultiScaleDeformableAttnFunction.apply(
-            value, spatial_shapes, level_start_index, sampling_locations, attention_weights,
-            im2col_step)
-    if isinstance(spatial_shapes, torch.Tensor):
-        return multi_scale_deformable_attn_pytorch(value, spatial_shapes, sampling_locations,
-                                                   attention_weights)
-    return sample_levels(value, spatial_shapes, sampling_locations, attention_weights)
+            value, spatial, start, sampling_locations, attention_weights, im2col_step)
+    return sample_levels(value, shapes, sampling_locations, attention_weights)
 
 
 class MSDeformAttn(nn.Module):
@@ -121,19 +108,14 @@ class MSDeformAttn(nn.Module):
         nn.init.zeros_(self.output_proj.bias)
 
     def forward(self, query: torch.Tensor, reference_points: torch.Tensor,
-                feat: torch.Tensor, spatial_shapes: Shapes,
-                level_start_index: Optional[torch.Tensor] = None,
-                padding_mask=None) -> torch.Tensor:
+                feat: torch.Tensor, shapes: Shapes, padding_mask=None) -> torch.Tensor:
         """
         Args:
             query: (B, Lq, C).
             reference_points: (B or 1, Lq, num_levels or 1, 2), normalised (x, y); one
                 point is shared by all levels.
             feat: (B, sum(h_l * w_l), C), the levels flattened and concatenated.
-            spatial_shapes: (num_levels, 2) long tensor, or ``[(h_l, w_l), ...]`` ints (then
-                traceable by torch.export, see :func:`sample_levels`).
-            level_start_index: (num_levels, ) offsets of the levels in ``feat`` (CUDA op
-                only; computed from the shapes when None).
+            shapes: ``[(h_l, w_l), ...]``, the levels' sizes as ints.
             padding_mask: optional (B, Lin) bool, True = padding (reads zero).
         Returns:
             (B, Lq, C).
@@ -143,22 +125,12 @@ class MSDeformAttn(nn.Module):
         if c != self.embed_dims or feat.shape[-1] != self.embed_dims:
             raise ValueError(f'query {tuple(query.shape)} / feat {tuple(feat.shape)} do not have '
                              f'embed_dims={self.embed_dims} channels')
-        as_ints = not isinstance(spatial_shapes, torch.Tensor)
-        if as_ints:
-            shape_list = [tuple(s) for s in spatial_shapes]
-            if len(shape_list) != self.num_levels or any(len(s) != 2 for s in shape_list):
-                raise ValueError(f'spatial_shapes must be {self.num_levels} (h, w) pairs, got '
-                                 f'{shape_list}')
-            tokens = sum(h * w for h, w in shape_list)
-        else:
-            if tuple(spatial_shapes.shape) != (self.num_levels, 2):
-                raise ValueError(f'spatial_shapes must be ({self.num_levels}, 2), got '
-                                 f'{tuple(spatial_shapes.shape)}')
-            shape_list = spatial_shapes.tolist()
-            tokens = int((spatial_shapes[:, 0] * spatial_shapes[:, 1]).sum())
+        shapes = [tuple(s) for s in shapes]
+        if len(shapes) != self.num_levels or any(len(s) != 2 for s in shapes):
+            raise ValueError(f'shapes must be {self.num_levels} (h, w) pairs, got {shapes}')
+        tokens = sum(h * w for h, w in shapes)
         if tokens != lin:
-            raise ValueError(f'feat has {lin} tokens but spatial_shapes {shape_list} describe '
-                             f'{tokens}')
+            raise ValueError(f'feat has {lin} tokens but shapes {shapes} describe {tokens}')
         if (reference_points.ndim != 4 or reference_points.shape[1] != lq
                 or reference_points.shape[-1] != 2
                 or reference_points.shape[2] not in (1, self.num_levels)):
@@ -174,17 +146,12 @@ class MSDeformAttn(nn.Module):
             b, lq, self.num_heads, self.num_levels * self.num_points)
         weights = F.softmax(weights, -1).view(
             b, lq, self.num_heads, self.num_levels, self.num_points)
-        if as_ints:  # divide by the (possibly symbolic) ints: no tensor made of sizes, which
-            # torch.export would freeze at the traced input size
-            offsets = torch.stack([torch.stack([offsets[:, :, :, i, :, 0] / w,
-                                                offsets[:, :, :, i, :, 1] / h], -1)
-                                   for i, (h, w) in enumerate(shape_list)], 3)
-        else:
-            normalizer = torch.stack([spatial_shapes[:, 1], spatial_shapes[:, 0]],
-                                     -1).to(offsets)
-            offsets = offsets / normalizer[None, None, None, :, None, :]
+        # divided by the (possibly symbolic) ints: a tensor made of the sizes would be frozen
+        # at the traced input size by torch.export
+        offsets = torch.stack([torch.stack([offsets[:, :, :, i, :, 0] / w,
+                                            offsets[:, :, :, i, :, 1] / h], -1)
+                               for i, (h, w) in enumerate(shapes)], 3)
         locations = reference_points[:, :, None, :, None, :] + offsets
-        out = ms_deform_attn_core(value, spatial_shapes, level_start_index,
-                                  locations.to(value.dtype), weights.to(value.dtype),
-                                  self.im2col_step)
+        out = ms_deform_attn_core(value, shapes, locations.to(value.dtype),
+                                  weights.to(value.dtype), self.im2col_step)
         return self.output_proj(out)
