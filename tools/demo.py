@@ -37,6 +37,7 @@ import projects.eva  # noqa: E402,F401
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # in table order (eva02 needs clip's checkpoint: its MIM teacher)
 STAGES = ('pretrain', 'classification', 'detection', 'segmentation', 'video', 'clip', 'eva02')
+STAGE_ORDER = {s: i for i, s in enumerate(STAGES)}
 # stages that must run in this order in one lane (the later reads the earlier's checkpoint)
 CHAINS = (('pretrain', 'classification'), ('clip', 'eva02'))
 # minutes per stage at 1 thread in 2 lanes on 2 quiet cores (measured, README "Demo
@@ -65,8 +66,7 @@ def plan_lanes(stages, jobs):
         i = load.index(min(load))
         lanes[i] += group
         load[i] += sum(COST.get(s, 1.) for s in group)
-    order = {s: i for i, s in enumerate(STAGES)}
-    return [sorted(lane, key=order.get) for lane in lanes if lane]
+    return [sorted(lane, key=STAGE_ORDER.get) for lane in lanes if lane]
 
 
 def run_stages(stages, work_dir, data_root, threads, rows_file=None):
@@ -149,9 +149,8 @@ def main(argv=None):
         rows, times, failed = run_lanes(lanes, args)
     if args.rows_file:
         return 0
-    order = {s: i for i, s in enumerate(STAGES)}
-    rows = [r for _, r in sorted(rows, key=lambda sr: order[sr[0]])]
-    text = _write_table([(None, r) for r in rows], args.work_dir)
+    rows.sort(key=lambda stage_row: STAGE_ORDER[stage_row[0]])
+    text = _write_table(rows, args.work_dir)
     per_stage = ', '.join(f'{s} {times[s]:.1f}' for s in stages if s in times)
     print(f'\nDemo results (also in {osp.join(args.work_dir, "results.md")}):\n{text}\n'
           f'wall time: {(time.time() - t0) / 60:.1f} min with {len(lanes)} lane(s) '

@@ -216,11 +216,6 @@ class LiveBytes:
         return self.mode.__exit__(*exc)
 
 
-def _backbone_of(model):
-    bb = model.backbone
-    return getattr(bb, 'vit', bb)  # EVAAdapter wraps the EVAViT
-
-
 def measured_part(cfg, model, batch: int, shape) -> tuple:
     """(name, forward fn, example input) of the part that runs on ``meta``: the whole
     trainable forward where it is meta-safe, else the backbone (+ neck)."""
@@ -234,13 +229,11 @@ def measured_part(cfg, model, batch: int, shape) -> tuple:
     if task == 'detection':
         return ('backbone + neck (RPN/RoI heads need real tensors: NMS, RoIAlign)',
                 lambda t: model.neck(model.backbone(t)), x)
-    if task == 'segmentation':
-        if type(model.backbone).__name__ == 'EVAAdapter':  # its sampling is meta-safe (ints)
-            return ('ViT-Adapter (Mask2Former: mmcv deformable attention needs real tensors)',
-                    lambda t: model.backbone(t), x)
-        neck = getattr(model, 'neck', None)
-        return ('backbone + neck (decode head not measured)',
-                lambda t: neck(model.backbone(t)) if neck is not None else model.backbone(t), x)
+    if task == 'segmentation':  # the ViT-Adapter is meta-safe (its sampling takes int sizes)
+        part = ('ViT-Adapter (Mask2Former: mmcv deformable attention needs real tensors)'
+                if type(model.backbone).__name__ == 'EVAAdapter'
+                else 'backbone + neck (decode head not measured)')
+        return part, model.extract_feat, x
     raise ValueError(f'no measured part for task {task!r}')
 
 
