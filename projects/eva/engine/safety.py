@@ -1,7 +1,8 @@
 """What ``tools/train.py`` / ``tools/test.py`` add to every config, in one place.
 
-Training: ``WorkDirLockHook`` (one run per work dir), ``FiniteLossHook`` (NaN / inf stops the run), ``TorchRNGStateHook`` (resumed runs draw
-the same random numbers), ``AtomicCheckpointHook`` in place of mmengine's ``CheckpointHook``
+Training: ``WorkDirLockHook`` (one run per work dir), ``FiniteLossHook`` (NaN / inf stops
+the run), ``TorchRNGStateHook`` (resumed runs draw the same random numbers),
+``AtomicCheckpointHook`` in place of mmengine's ``CheckpointHook``
 (crash while saving loses nothing), ``--resume`` without a path falls back past a truncated
 latest checkpoint. Training and testing: ``CheckpointFitHook`` (a checkpoint of another model
 is an error), hook arguments checked against the hooks' signatures before the Runner
