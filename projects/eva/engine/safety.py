@@ -1,7 +1,8 @@
 """What ``tools/train.py`` / ``tools/test.py`` add to every config, in one place.
 
-Training: ``FiniteLossHook`` (NaN / inf stops the run), ``TorchRNGStateHook`` (resumed runs draw
-the same random numbers), ``AtomicCheckpointHook`` in place of mmengine's ``CheckpointHook``
+Training: ``WorkDirLockHook`` (one run per work dir), ``FiniteLossHook`` (NaN / inf stops
+the run), ``TorchRNGStateHook`` (resumed runs draw the same random numbers),
+``AtomicCheckpointHook`` in place of mmengine's ``CheckpointHook``
 (crash while saving loses nothing), ``--resume`` without a path falls back past a truncated
 latest checkpoint. Training and testing: ``CheckpointFitHook`` (a checkpoint of another model
 is an error), hook arguments checked against the hooks' signatures before the Runner
@@ -73,7 +74,7 @@ def check_hook_args(cfg: Config, source: str = 'config') -> None:
 
 def add_safety(cfg: Config, mode: str, source: str = 'config') -> Config:
     """Add this module's hooks and checks to ``cfg`` for ``mode`` 'train' or 'test'."""
-    from . import checkpoint, hooks, inputs  # noqa: F401  (register the hooks)
+    from . import checkpoint, hooks, inputs, lock  # noqa: F401  (register the hooks)
     inputs.apply()  # empty / undecodable image files are named
     for loader in LOADERS:  # batches of mixed sizes are named
         collate = (cfg.get(loader) or {}).get('collate_fn')
@@ -84,8 +85,10 @@ def add_safety(cfg: Config, mode: str, source: str = 'config') -> Config:
     # tools/test.py: every tensor the checkpoint holds must fit; load_from may swap a head
     wanted = [dict(type='CheckpointFitHook', strict_shapes=mode == 'test')]
     if mode == 'train':
-        # FiniteLossHook before any user hook reads the outputs; RNG state last
-        wanted += [dict(type='FiniteLossHook'), dict(type='TorchRNGStateHook')]
+        # one run per work dir; FiniteLossHook before any user hook reads the outputs; RNG
+        # state last
+        wanted += [dict(type='WorkDirLockHook'), dict(type='FiniteLossHook'),
+                   dict(type='TorchRNGStateHook')]
         default_hooks = cfg.get('default_hooks')
         if default_hooks is None:
             cfg.default_hooks = default_hooks = {}
