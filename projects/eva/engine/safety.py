@@ -16,6 +16,7 @@ from mmengine.config import Config
 CHECKPOINT_HOOKS = ('CheckpointHook', 'mmengine.CheckpointHook')
 COLLATES = ('default_collate', 'mmengine.default_collate')
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+EPOCH_LOOPS = ('EpochBasedTrainLoop', 'mmengine.EpochBasedTrainLoop')
 
 
 def _hook_class(type_, scope):
@@ -93,6 +94,19 @@ def _fill_video_num_classes(cfg: Config) -> None:
                 ds['num_classes'] = num_classes
 
 
+def _resumable_epoch_loop(cfg: Config) -> None:
+    """mmengine's ``EpochBasedTrainLoop`` restarts an interrupted epoch from its first batch:
+    resumed from an iteration checkpoint (``checkpoint.by_epoch=False``, as the CLIP configs
+    save), the video and CLIP demos trained 14 iterations instead of 12 with other losses.
+    ``ResumableEpochBasedTrainLoop`` (same arguments) continues at the next batch."""
+    loop = cfg.get('train_cfg')
+    if not isinstance(loop, dict):
+        return
+    if loop.get('type') in EPOCH_LOOPS or ('type' not in loop and loop.get('by_epoch')):
+        loop.pop('by_epoch', None)
+        loop['type'] = 'ResumableEpochBasedTrainLoop'
+
+
 def add_safety(cfg: Config, mode: str, source: str = 'config') -> Config:
     """Add this module's hooks and checks to ``cfg`` for ``mode`` 'train' or 'test'."""
     from . import checkpoint, hooks, inputs, lock  # noqa: F401  (register the hooks)
@@ -111,6 +125,7 @@ def add_safety(cfg: Config, mode: str, source: str = 'config') -> Config:
         # state last
         wanted += [dict(type='WorkDirLockHook'), dict(type='FiniteLossHook'),
                    dict(type='TorchRNGStateHook')]
+        _resumable_epoch_loop(cfg)
         default_hooks = cfg.get('default_hooks')
         if default_hooks is None:
             cfg.default_hooks = default_hooks = {}
