@@ -109,7 +109,7 @@ def _resumable_epoch_loop(cfg: Config) -> None:
 
 def add_safety(cfg: Config, mode: str, source: str = 'config') -> Config:
     """Add this module's hooks and checks to ``cfg`` for ``mode`` 'train' or 'test'."""
-    from . import checkpoint, hooks, inputs, lock  # noqa: F401  (register the hooks)
+    from . import checkpoint, classes, hooks, inputs, lock  # noqa: F401  (register the hooks)
     inputs.apply()  # empty / undecodable image files are named
     for loader in LOADERS:  # batches of mixed sizes are named
         collate = (cfg.get(loader) or {}).get('collate_fn')
@@ -119,7 +119,9 @@ def add_safety(cfg: Config, mode: str, source: str = 'config') -> Config:
     hook_list = list(cfg.get('custom_hooks') or [])
     present = {h.get('type') for h in hook_list if isinstance(h, dict)}
     # tools/test.py: every tensor the checkpoint holds must fit; load_from may swap a head
-    wanted = [dict(type='CheckpointFitHook', strict_shapes=mode == 'test')]
+    # the data's class list must be the checkpoint's (and val's the training set's)
+    wanted = [dict(type='CheckpointFitHook', strict_shapes=mode == 'test'),
+              dict(type='DatasetClassesHook')]
     if mode == 'train':
         # one run per work dir; FiniteLossHook before any user hook reads the outputs; RNG
         # state last
