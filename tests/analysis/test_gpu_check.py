@@ -55,7 +55,9 @@ def test_gpu_check_dry_run_writes_one_table(tmp_path, one_thread):
     assert [r.split(' | ')[1] for r in memory] == [
         'g/14 MIM step (student + teacher)', 'EVA-02-L IN-1K fine-tune at 448',
         'EVA-01 detection backbone at 1280']
-    assert all('estimate' in r for r in memory)
+    for r in memory:  # the estimate ran and counted something (toy sizes: MiB)
+        est = float(r.split('| estimate ')[1].split(' MiB')[0])
+        assert est > 0 and 'activations 0 MiB' not in r, r
     assert '| error |' not in text and '| skipped |' not in text
 
 

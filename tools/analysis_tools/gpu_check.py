@@ -473,16 +473,20 @@ def _cfg(path):
     return Config.fromfile(osp.join(ROOT, path))
 
 
+def gib(v):
+    """GiB with two decimals; MiB below 0.1 GiB (toy sizes, small parts)."""
+    return f'{v:.2f} GiB' if v >= 0.1 else f'{v * 1024:.3g} MiB'
+
+
 def memory_row(table, case, setting, measured, estimate, detail):
     if measured is None:  # CPU dry run: no CUDA peak to compare
-        table.add('memory', case, setting, f'estimate {estimate:.2f} GiB (no CUDA peak on CPU)',
+        table.add('memory', case, setting, f'estimate {gib(estimate)} (no CUDA peak on CPU)',
                   f"within {100 * TARGETS['memory']:.0f}%", '', detail)
         return
     ratio = measured / estimate
     verdict = 'pass' if abs(ratio - 1) <= TARGETS['memory'] else 'MISS'
-    table.add('memory', case, setting, f'measured {measured:.2f} GiB, estimate '
-              f'{estimate:.2f} GiB ({ratio:.2f}x)', f"within {100 * TARGETS['memory']:.0f}%",
-              verdict, detail)
+    table.add('memory', case, setting, f'measured {gib(measured)}, estimate {gib(estimate)} '
+              f'({ratio:.2f}x)', f"within {100 * TARGETS['memory']:.0f}%", verdict, detail)
 
 
 def train_peak(step, device, warmup=1):
@@ -529,8 +533,8 @@ def memory_mim(args, device, table, clock, state):
 
 
 def _est_detail(est):
-    return (f"estimate: weights {est['weights']:.2f} + grads {est['grads']:.2f} + optimizer "
-            f"{est['optimizer']:.2f} + activations {est['activations']:.2f} GiB")
+    return (f"estimate: weights {gib(est['weights'])} + grads {gib(est['grads'])} + optimizer "
+            f"{gib(est['optimizer'])} + activations {gib(est['activations'])}")
 
 
 def memory_cls(args, device, table, clock):
@@ -557,7 +561,7 @@ def memory_cls(args, device, table, clock):
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5,
                                 fused=device == 'cuda')
         x = torch.randn(batch, 3, size, size, device=device)
-        samples = [DataSample().set_gt_label(i % 1000) for i in range(batch)]
+        samples = [DataSample().set_gt_label(i % 1000).to(device) for i in range(batch)]
 
         def step():
             with torch.autocast(device, dtype=torch.bfloat16):
