@@ -17,6 +17,7 @@ CHECKPOINT_HOOKS = ('CheckpointHook', 'mmengine.CheckpointHook')
 COLLATES = ('default_collate', 'mmengine.default_collate')
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 EPOCH_LOOPS = ('EpochBasedTrainLoop', 'mmengine.EpochBasedTrainLoop')
+COCO_METRICS = ('CocoMetric', 'mmdet.CocoMetric')
 
 
 def _hook_class(type_, scope):
@@ -94,6 +95,17 @@ def _fill_video_num_classes(cfg: Config) -> None:
                 ds['num_classes'] = num_classes
 
 
+def _coco_metric_with_zeros(cfg: Config) -> None:
+    """mmdet's ``CocoMetric`` returns no metric at all when no image has a detection
+    (tools/test.py exited 0 with nothing): ``EVACocoMetric`` reports zeros."""
+    for key in ('val_evaluator', 'test_evaluator'):
+        evaluator = cfg.get(key)
+        for metric in evaluator if isinstance(evaluator, (list, tuple)) else [evaluator]:
+            if isinstance(metric, dict) and metric.get('type') in COCO_METRICS:
+                from ..detection import metrics  # noqa: F401  (registers EVACocoMetric)
+                metric['type'] = 'mmdet.EVACocoMetric'
+
+
 def _resumable_epoch_loop(cfg: Config) -> None:
     """mmengine's ``EpochBasedTrainLoop`` restarts an interrupted epoch from its first batch:
     resumed from an iteration checkpoint (``checkpoint.by_epoch=False``, as the CLIP configs
@@ -116,6 +128,7 @@ def add_safety(cfg: Config, mode: str, source: str = 'config') -> Config:
         if isinstance(collate, dict) and collate.get('type') in COLLATES:
             collate['type'] = 'eva_default_collate'
     _fill_video_num_classes(cfg)
+    _coco_metric_with_zeros(cfg)
     hook_list = list(cfg.get('custom_hooks') or [])
     present = {h.get('type') for h in hook_list if isinstance(h, dict)}
     # tools/test.py: every tensor the checkpoint holds must fit; load_from may swap a head
