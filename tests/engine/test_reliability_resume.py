@@ -97,3 +97,19 @@ def test_deepspeed_checkpoint_folders_are_checked_like_files(tmp_path, monkeypat
     for name in os.listdir(bad):
         os.remove(bad / name)
     assert ckpt.checkpoint_problem(str(bad)) == 'empty folder'
+
+
+@pytest.mark.parametrize('config', [
+    'configs/demo/eva-clip_vit-tiny-p8_1xb64-6e_shapes-captions.py',
+    'configs/demo/eva-video_vit-tiny-p14_1xb16-8e_moving-shapes.py'])
+def test_epoch_based_configs_get_the_resumable_loop(config):
+    """The configs of the issue (mmengine's EpochBasedTrainLoop) train with the loop that
+    continues an interrupted epoch; their arguments are kept."""
+    from projects.eva.engine.safety import add_safety
+    from projects.eva.runner import load_config
+    cfg = load_config(config)
+    before = dict(cfg.train_cfg)
+    assert before['type'] == 'EpochBasedTrainLoop'
+    add_safety(cfg, 'train')
+    assert dict(cfg.train_cfg) == dict(before, type='ResumableEpochBasedTrainLoop')
+    add_safety(load_config(config), 'test')  # testing builds no train loop: untouched
