@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from projects.eva.models import EVAViT
-from projects.eva.models.eva_vit import resize_pos_embed
+from projects.eva.models.vit_adapt import resize_pos_embed
 
 
 def count(module, trainable_only=False):
@@ -373,28 +373,28 @@ def test_attention_cpu_bf16_explicit_path_matches_sdpa(monkeypatch):
     fp32 to bf16 precision, bias included; inference (no grad: SDPA's forward is faster), fp32
     and longer sequences still go through SDPA."""
     import torch.nn.functional as F
-    from projects.eva.models import eva_vit
+    from projects.eva.models import attention as attn_mod
     torch.manual_seed(0)
     q, k, v = (torch.randn(2, 3, 50, 16) for _ in range(3))
     bias = torch.randn(2, 3, 50, 50)
     ref = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
     calls = []
     sdpa = F.scaled_dot_product_attention
-    monkeypatch.setattr(eva_vit.F, 'scaled_dot_product_attention',
+    monkeypatch.setattr(attn_mod.F, 'scaled_dot_product_attention',
                         lambda *a, **kw: calls.append(a[0].dtype) or sdpa(*a, **kw))
     q16 = q.bfloat16().requires_grad_()
-    out = eva_vit.attention(q16, k.bfloat16(), v.bfloat16(), bias.bfloat16())
+    out = attn_mod.attention(q16, k.bfloat16(), v.bfloat16(), bias.bfloat16())
     assert calls == [] and out.dtype == torch.bfloat16
     torch.testing.assert_close(out.float(), ref, atol=3e-2, rtol=3e-2)
-    torch.testing.assert_close(eva_vit.attention(q, k, v, bias), ref)
+    torch.testing.assert_close(attn_mod.attention(q, k, v, bias), ref)
     assert calls == [torch.float32]
-    n = eva_vit.CPU_BF16_EXPLICIT_ATTN_MAX_TOKENS + 1
+    n = attn_mod.CPU_BF16_EXPLICIT_ATTN_MAX_TOKENS + 1
     long_q = torch.randn(1, 1, n, 8, dtype=torch.bfloat16, requires_grad=True)
-    eva_vit.attention(long_q, long_q, long_q)
+    attn_mod.attention(long_q, long_q, long_q)
     assert calls == [torch.float32, torch.bfloat16]
     with torch.no_grad():  # inference: SDPA, same numbers to bf16 precision
-        out_ng = eva_vit.attention(q16, k.bfloat16(), v.bfloat16(), bias.bfloat16())
+        out_ng = attn_mod.attention(q16, k.bfloat16(), v.bfloat16(), bias.bfloat16())
     assert calls == [torch.float32, torch.bfloat16, torch.bfloat16]
     torch.testing.assert_close(out_ng.float(), ref, atol=3e-2, rtol=3e-2)
-    eva_vit.attention(q.bfloat16(), k.bfloat16(), v.bfloat16())  # nothing requires grad
+    attn_mod.attention(q.bfloat16(), k.bfloat16(), v.bfloat16())  # nothing requires grad
     assert calls[-1] == torch.bfloat16 and len(calls) == 4
