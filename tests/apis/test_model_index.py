@@ -11,10 +11,11 @@ from projects.eva.apis.model_index import (ROOT, get_model_info, load_index,
 
 MODELS = [m.name for m in load_index().values()]
 # where the official files are: EVA-01 (BAAI/EVA), EVA-02-CLIP (QuanSun/EVA-CLIP), EVA-02
-# det / seg (Yuxin-CV/EVA-02)
+# det / seg (Yuxin-CV/EVA-02), detrex's DINO on EVA-02 (IDEA-CVR/DINO-EVA)
 RELEASE_URLS = ('https://huggingface.co/BAAI/EVA/resolve/main/',
                 'https://huggingface.co/QuanSun/EVA-CLIP/resolve/main/',
-                'https://huggingface.co/Yuxin-CV/EVA-02/resolve/main/eva02/')
+                'https://huggingface.co/Yuxin-CV/EVA-02/resolve/main/eva02/',
+                'https://huggingface.co/IDEA-CVR/DINO-EVA/resolve/main/')
 
 
 def test_index_is_openmmlab_format():

@@ -153,6 +153,9 @@ def get_model(name: str, checkpoint: Optional[str] = None, device: Optional[str]
         if device == 'meta':
             with torch.device('meta'):
                 model = MODELS.build(model_cfg)
+            # tensors made with the legacy ``torch.Tensor(n, c)`` ignore the device context
+            # (mmdet DINO's ``level_embed``): move them too
+            model.to('meta')
         else:
             model = MODELS.build(model_cfg)
     dataset_meta = {}

@@ -133,6 +133,36 @@ class AtomicCheckpointHook(CheckpointHook):
                 for path in remove_stale_tmp_files(folder):
                     runner.logger.warning(f'removed {path}: left by a save that was killed')
 
+    def _save_best_checkpoint(self, runner, metrics) -> None:
+        """mmengine's best-checkpoint logic, with the previous best deleted only after the new
+        best is written and the regular checkpoint that records it (``best_ckpt`` in its
+        message hub) is saved. mmengine removed the old best first: a kill while the new best
+        was written left no best checkpoint at all."""
+        count, names = non_finite_tensors(unwrap(runner.model))
+        if count and self.save_best:
+            raise FloatingPointError(
+                f'not saving a best checkpoint: {count} parameter/buffer tensor(s) hold NaN or '
+                f'inf (first: {names}); the best checkpoint {self._best_paths()} is kept.')
+        backend, deferred = self.file_backend, _DeferredDeletes(self.file_backend)
+        self.file_backend = deferred
+        try:
+            super()._save_best_checkpoint(runner, metrics)
+        finally:
+            self.file_backend = backend
+        keep = set(self._best_paths())
+        for path, rmtree in deferred.paths:
+            if path in keep:
+                continue  # the new best has the old one's name: replaced atomically
+            if rmtree and backend.isdir(path):
+                backend.rmtree(path)
+            elif not rmtree and backend.isfile(path):
+                backend.remove(path)
+
+    def _best_paths(self) -> List[str]:
+        paths = [getattr(self, 'best_ckpt_path', None)]
+        paths += list((getattr(self, 'best_ckpt_path_dict', None) or {}).values())
+        return [str(p) for p in paths if p]
+
     def _save_checkpoint_with_step(self, runner, step, meta):
         ckpt_filename = self.filename_tmpl.format(step)
         new_path = self.file_backend.join_path(self.out_dir, ckpt_filename)
@@ -170,6 +200,24 @@ class AtomicCheckpointHook(CheckpointHook):
                 self.file_backend.remove(path)
             elif self.file_backend.isdir(path):  # deepspeed checkpoints are folders
                 self.file_backend.rmtree(path)
+
+
+class _DeferredDeletes:
+    """A file backend whose ``remove`` / ``rmtree`` only note the path (for
+    :meth:`AtomicCheckpointHook._save_best_checkpoint`); everything else is the real one."""
+
+    def __init__(self, backend):
+        self._backend = backend
+        self.paths = []
+
+    def remove(self, path):
+        self.paths.append((str(path), False))
+
+    def rmtree(self, path):
+        self.paths.append((str(path), True))
+
+    def __getattr__(self, name):
+        return getattr(self._backend, name)
 
 
 def check_save_checkpoint_args(owner: str, kwargs: dict) -> None:
