@@ -17,6 +17,11 @@ import sys
 import pytest
 from mmengine.config import Config
 
+try:
+    from parsed_configs import parsed_config
+except ImportError:  # run as a script (writing the snapshot): tests/ is not on sys.path
+    parsed_config = None
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SNAPSHOTS = sorted(glob.glob(osp.join(ROOT, 'tests', 'snapshots', 'configs_*.json')))
 CONFIGS = sorted(
@@ -36,9 +41,10 @@ def _plain(value):
     return value
 
 
-def merged(name):
-    return json.loads(json.dumps(
-        _plain(Config.fromfile(osp.join(ROOT, 'configs', name)).to_dict()), sort_keys=True))
+def merged(name, parse=None):
+    """The config's merged dict, JSON-plain; ``parse``: the session's parsed-config cache."""
+    cfg = (parse or (lambda n: Config.fromfile(osp.join(ROOT, 'configs', n))))(name)
+    return json.loads(json.dumps(_plain(cfg.to_dict()), sort_keys=True))
 
 
 def _differences(old, new, path=''):
@@ -76,7 +82,7 @@ def test_snapshot_covers_every_config_it_predates():
 
 @pytest.mark.parametrize('name', sorted(OLD))
 def test_config_builds_the_dict_it_built_before_the_bases(name):
-    old, new = dict(OLD[name]), merged(name)
+    old, new = dict(OLD[name]), merged(name, parsed_config)
     for key in TABLES:
         assert isinstance(new.get(key, {}), dict), (name, key)  # a table, nothing else
         old.pop(key, None), new.pop(key, None)
@@ -99,7 +105,7 @@ def _sizes(pipeline):
 def test_classification_pipelines_are_at_the_backbone_size(name):
     """A recipe picks its pipelines from ``in1k_pipelines`` by name: the picked ones crop and
     resize to the size the backbone is built for (its pos-embed / RoPE grid)."""
-    cfg = Config.fromfile(osp.join(ROOT, 'configs', name))
+    cfg = parsed_config(name)
     size = cfg.model.backbone.img_size
     assert cfg.img_size == size, name
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
