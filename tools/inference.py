@@ -2,13 +2,14 @@
 
     python tools/inference.py CONFIG CHECKPOINT INPUTS... [--out-dir DIR] [--device cpu|cuda]
         [--batch-size N] [--topk K] [--score-thr T] [--classes a,b,c | --classes-file F]
-        [--prompts-file F] [--no-vis] [--cfg-options k=v ...]
+        [--prompts-file F] [--no-vis] [--video-format gif|mp4] [--threads N]
+        [--cfg-options k=v ...]
 
 The task comes from the config (classification, EVA-CLIP zero-shot, detection / instance
 segmentation, semantic segmentation, video) and runs through the upstream inferencer
 (mmpretrain ImageClassificationInferencer, mmdet DetInferencer, mmseg MMSegInferencer,
 mmaction2 ActionRecogInferencer). Per input it writes ``DIR/preds/<name>.json`` and
-``DIR/vis/<name>.png`` (video: ``.gif``); the fields are listed in docs/inference.md.
+``DIR/vis/<name>.png`` (video: ``.gif`` or ``.mp4``); the fields are listed in docs/inference.md.
 Zero-shot takes its label set from --classes / --classes-file (one name per line) and its
 prompts from --prompts-file (one template with ``{}`` per line; default: the config's).
 """
@@ -21,6 +22,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import projects.eva  # noqa: E402,F401
 from mmengine.config import DictAction  # noqa: E402
 
+from projects.eva.cpu import set_threads  # noqa: E402
 from projects.eva.apis.inference import (build_inferencer, read_lines,  # noqa: E402
                                          run_inference)
 
@@ -46,6 +48,11 @@ def parse_args(argv=None):
     names.add_argument('--classes-file', help='class names, one per line')
     p.add_argument('--prompts-file', help='zero-shot prompt templates, one per line, with {}')
     p.add_argument('--no-vis', action='store_true', help='write only the JSON files')
+    p.add_argument('--video-format', choices=['gif', 'mp4'], default='gif',
+                   help='video pictures as an animated GIF or an .mp4 (as mmaction2\'s demo)')
+    p.add_argument('--threads', type=int, default=None,
+                   help='torch intra-op threads (default on CPU: the cores minus one, '
+                   'which reads the images, at least 1; on GPU: torch\'s)')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
     return p.parse_args(argv)
 
@@ -59,13 +66,14 @@ def main(argv=None):
         classes = read_lines(args.classes_file)
     templates = read_lines(args.prompts_file) if args.prompts_file else None
     checkpoint = None if args.checkpoint.lower() == 'none' else args.checkpoint
+    set_threads(args.threads, 1, args.device)  # the inferencer reads images in-process
     inferencer = build_inferencer(args.config, checkpoint, device=args.device,
                                   classes=classes, templates=templates,
                                   cfg_options=args.cfg_options)
     records = run_inference(
         inferencer, args.inputs, out_dir=args.out_dir, batch_size=args.batch_size,
         topk=args.topk, score_thr=args.score_thr, opacity=args.opacity,
-        visualize=not args.no_vis,
+        visualize=not args.no_vis, video_format=args.video_format,
         extra=dict(config=args.config, checkpoint=checkpoint))
     print(f'{len(records)} {inferencer.eva_task} predictions written to '
           f'{osp.join(args.out_dir, "preds")}' +

@@ -8,8 +8,9 @@
 # layer decay, drop path 0. Aug: flip + RRC (0.2, 1) bicubic 224, same crop for both, CLIP
 # mean/std.
 # Teacher: our EVA-CLIP image tower (EVA-01-CLIP g/14 in the release): an EVACLIP run's
-# checkpoint, or tools/model_converters/eva_to_mm.py eva_clip_psz14_vision_enc.pt
-# checkpoints/eva/eva_clip_psz14_vision_mm.pth (backbone.* + clip_projection.*).
+# checkpoint, or the released tower (backbone.* + clip_projection.*):
+#   python tools/model_converters/eva_to_mm.py eva_clip_psz14_vision_enc.pt \
+#       checkpoints/eva/eva_clip_psz14_vision_mm.pth --format eva-clip-vision
 _base_ = './_base_/eva_mim_runtime.py'
 
 train_pipeline = [

@@ -9,6 +9,7 @@ detectron2 det, mmseg UperNet seg), written here key by key from their documente
 our models; the MIM and classification files give timm's eva02 numbers (timm reads the same
 files with its own ``checkpoint_filter_fn``). Also: safetensors files, format names and
 look-alikes that are refused."""
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -540,6 +541,23 @@ def test_cli_failure_while_saving_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(OSError, match='No space'):
         cli.save_atomic({'x': 1}, str(tmp_path / 'sub' / 'out.pth'))
     assert list((tmp_path / 'sub').iterdir()) == []
+
+
+@pytest.mark.parametrize('umask, mode', [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664)])
+def test_cli_output_has_the_users_umask(tmp_path, umask, mode):
+    """mkstemp's temporary file is 0600: the converted checkpoint was unreadable to the
+    user's group (a shared work dir) whatever the umask."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'eva_to_mm', osp.join(ROOT, 'tools/model_converters/eva_to_mm.py'))
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    old = os.umask(umask)
+    try:
+        cli.save_atomic({'x': 1}, str(tmp_path / 'out.pth'))
+    finally:
+        os.umask(old)
+    assert oct(os.stat(tmp_path / 'out.pth').st_mode & 0o777) == oct(mode)
 
 
 # ================================================================ EVA-02

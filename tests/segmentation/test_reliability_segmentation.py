@@ -130,6 +130,37 @@ def test_label_values_outside_the_classes_name_file_and_values(seg_data, tmp_pat
     model.eval().test_step(good)
 
 
+def test_non_finite_forward_pass_is_a_named_floating_point_error(seg_data, one_thread):
+    """Segmentation with --amp diverging (fp16 overflow: inf / NaN features) ended in scipy's
+    "matrix contains invalid numeric entries" inside mmdet's Hungarian matcher; every other
+    task gives a FloatingPointError naming the iteration."""
+    import projects.eva.segmentation  # noqa: F401
+    import torch
+    from mmengine.config import Config
+    from mmengine.dataset import pseudo_collate
+    from mmengine.logging import MessageHub
+    from mmseg.registry import DATASETS, MODELS
+    from projects.eva.demo.utils import config_path
+    cfg = Config.fromfile(config_path(DEMO_SEG))
+    init_default_scope('mmseg')
+    ds = DATASETS.build(dict(cfg.train_dataloader.dataset, data_root=seg_data))
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model).train()
+    data = model.data_preprocessor(pseudo_collate([ds[0]]), True)
+    MessageHub.get_current_instance().update_info('iter', 6)
+
+    def overflow(module, args, out):  # what an fp16 overflow leaves in the features
+        return type(out)(torch.full_like(f, float('inf')) * (-1) ** i for i, f in
+                         enumerate(out))
+    handle = model.backbone.register_forward_hook(overflow)
+    with pytest.raises(FloatingPointError, match=r'non-finite predictions at iteration 7: '
+                                                 r'the backbone features \(levels \[0, 1, 2, 3\]'
+                                                 r'\) hold NaN/inf.*--amp'):
+        model.loss(**data)
+    handle.remove()
+    assert torch.isfinite(sum(model.loss(**data).values())).all()  # finite input: trains
+
+
 @pytest.mark.slow
 def test_nan_stops_segmentation_training(seg_data, tmp_path, one_thread):
     """With lr=1e10 segmentation stopped only by accident, in scipy's matcher ("matrix

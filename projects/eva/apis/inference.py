@@ -307,8 +307,8 @@ def _read_rgb(path: str) -> np.ndarray:
 
 
 def _with_topk_labels(ds, k: int):
-    """A copy whose ``pred_label`` lists the top-k classes: mmpretrain's and mmaction2's
-    visualizers draw every label in ``pred_label`` with its score."""
+    """A copy whose ``pred_label`` lists the top-k classes: mmpretrain's visualizer draws
+    every label in ``pred_label`` with its score (video: :mod:`.video_vis`)."""
     import torch
     vis_ds = ds.clone()
     scores = vis_ds.pred_score.detach().float().cpu()
@@ -318,9 +318,11 @@ def _with_topk_labels(ds, k: int):
 
 def _visualize(inferencer, task, path, ds, classes, score_thr, opacity, topk=5):
     """The upstream visualizer's drawing of one prediction, as an RGB array (video: frames)."""
-    if task in ('classification', 'zero-shot', 'video'):
-        ds = _with_topk_labels(ds, topk)
+    if task == 'video':
+        from .video_vis import draw_video
+        return draw_video(inferencer.visualizer, path, ds, topk, classes)
     if task in ('classification', 'zero-shot'):
+        ds = _with_topk_labels(ds, topk)
         vis = inferencer.visualizer
         if vis is None:
             from mmpretrain.visualization import UniversalVisualizer
@@ -329,20 +331,14 @@ def _visualize(inferencer, task, path, ds, classes, score_thr, opacity, topk=5):
                                  draw_pred=True, draw_score=True)
     if task == 'detection':
         return inferencer.visualize([path], [ds], return_vis=True, pred_score_thr=score_thr)[0]
-    if task == 'segmentation':
-        return inferencer.visualize([path], [ds], return_vis=True, opacity=opacity)[0]
-    frames = inferencer.visualize([path], [ds], return_vis=True, out_type='img')[0]
-    return np.stack([np.asarray(f) for f in frames])
+    return inferencer.visualize([path], [ds], return_vis=True, opacity=opacity)[0]
 
 
-def _save_vis(image: np.ndarray, path_no_ext: str, fps: int = 4) -> str:
+def _save_vis(image: np.ndarray, path_no_ext: str, video_format: str = 'gif') -> str:
     from PIL import Image
-    if image.ndim == 4:  # video frames -> animated GIF
-        frames = [Image.fromarray(f.astype(np.uint8)) for f in image]
-        out = path_no_ext + '.gif'
-        frames[0].save(out, save_all=True, append_images=frames[1:],
-                       duration=int(1000 / fps), loop=0)
-        return out
+    if image.ndim == 4:  # video frames -> animated GIF or .mp4
+        from .video_vis import save_video
+        return save_video(image, path_no_ext, video_format)
     out = path_no_ext + '.png'
     Image.fromarray(image.astype(np.uint8)).save(out)
     return out
@@ -368,9 +364,10 @@ def _predict(inferencer, task, batch: List[str]):
 def run_inference(inferencer, inputs: Union[str, Sequence[str]], out_dir: Optional[str] = None,
                   batch_size: int = 1, topk: int = 5, score_thr: float = 0.3,
                   opacity: float = 0.5, visualize: bool = True, progress: bool = True,
-                  extra: Optional[dict] = None) -> List[dict]:
+                  extra: Optional[dict] = None, video_format: str = 'gif') -> List[dict]:
     """Predict every input (files or folders) and, with ``out_dir``, write
-    ``out_dir/preds/<name>.json`` and ``out_dir/vis/<name>.png`` (video: ``.gif``).
+    ``out_dir/preds/<name>.json`` and ``out_dir/vis/<name>.png`` (video: ``.gif``, or
+    ``.mp4`` with ``video_format='mp4'``).
 
     Returns the JSON records in input order. ``score_thr`` only filters what the detection
     picture draws; the JSON keeps every instance the model returned.
@@ -421,7 +418,7 @@ def run_inference(inferencer, inputs: Union[str, Sequence[str]], out_dir: Option
                     image = _visualize(inferencer, task, path, ds, classes, score_thr, opacity,
                                        topk)
                     rec['visualization'] = osp.basename(
-                        _save_vis(image, osp.join(vis_dir, name)))
+                        _save_vis(image, osp.join(vis_dir, name), video_format))
                 with open(osp.join(preds_dir, name + '.json'), 'w') as f:
                     json.dump(rec, f, indent=1)
             records.append(rec)
