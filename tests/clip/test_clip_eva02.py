@@ -419,11 +419,12 @@ def test_image_encoder_with_rope_exports_to_onnx(tmp_path, one_thread):
     graph, inner_attn_ln, sub-LN SwiGLU): onnxruntime equals PyTorch at batch 1 and 3."""
     pytest.importorskip('onnxruntime')
     from projects.eva import deployment
+    from projects.eva.apis.build import build_model
     demo = osp.join(ROOT, 'configs/demo/eva-clip_vit-tiny-p8_1xb64-6e_shapes-captions.py')
     arch = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=48,
                 mlp_type='swiglu', sub_ln=True, rope=True, inner_attn_ln=True)
     torch.manual_seed(0)
-    model = deployment.load_model(demo, None, {'model.vision_backbone.arch': arch,
+    model = build_model(demo, None, cfg_options={'model.vision_backbone.arch': arch,
                                                'model.text_backbone.layers': 1})
     with torch.no_grad():  # zero q/v biases and unit LNs would hide a wrong graph
         for name, p in model.named_parameters():

@@ -6,7 +6,6 @@ Registers into mmdet's registries: ``LN2d``, ``SimpleFeaturePyramid`` (neck),
 multi-scale TTA with masks), ``EVALVISMetric``. The backbone is ``mmpretrain.EVAViT``.
 """
 from .. import engine, models  # noqa: F401  (layer-decay constructor, mmpretrain.EVAViT)
-from . import cpu_amp  # noqa: F401  (mmcv's CPU nms / RoIAlign take fp32 only: --amp on CPU)
 from .checked_dataset import (CheckedCocoDataset, CheckedLVISV1Dataset,  # noqa: F401
                               CheckedObjects365V2Dataset)
 from .data_preprocessor import EVADetDataPreprocessor
@@ -15,8 +14,6 @@ from .losses import FederatedSigmoidCELoss
 from .metrics import EVALVISMetric
 from .roi_head import EVACascadeRoIHead, maskness
 from .tta import EVADetTTAModel
-
-cpu_amp.apply()  # mmcv's CPU nms / RoIAlign take fp32 only: --amp on CPU
 
 __all__ = ['EVALVISMetric', 'EVADetDataPreprocessor', 'LN2d', 'SimpleFeaturePyramid', 'FederatedSigmoidCELoss',
            'EVACascadeRoIHead', 'maskness', 'EVADetTTAModel']

@@ -73,8 +73,7 @@ def check_hook_args(cfg: Config, source: str = 'config') -> None:
 
 def add_safety(cfg: Config, mode: str, source: str = 'config') -> Config:
     """Add this module's hooks and checks to ``cfg`` for ``mode`` 'train' or 'test'."""
-    from . import checkpoint, hooks, inputs  # noqa: F401  (register the hooks)
-    inputs.apply()  # empty / undecodable image files are named
+    from . import checkpoint, hooks, inputs  # noqa: F401  (register the hooks, the collate)
     for loader in LOADERS:  # batches of mixed sizes are named
         collate = (cfg.get(loader) or {}).get('collate_fn')
         if isinstance(collate, dict) and collate.get('type') in COLLATES:
