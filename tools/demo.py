@@ -1,7 +1,7 @@
 """The demo: EVA's pipeline end to end on CPU in minutes, on data the project generates.
 
     python tools/demo.py [--work-dir work_dirs/demo] [--stages pretrain,classification,...]
-                         [--jobs 2] [--threads 1]
+                         [--jobs 2] [--threads 1] [--seed 0]
 
 Each stage (``projects/eva/demo/<stage>.py::run_demo_stage``) writes its data under
 ``data/demo/`` (again only when the stamp there says it came from another spec or generator
@@ -20,6 +20,8 @@ Reproducible on one machine: every config is seeded (``randomness``), data are g
 from fixed seeds, augmentations are seeded per sample or per worker, and torch runs with a
 fixed number of intra-op threads (``--threads``), since the summation order of the CPU
 kernels depends on it. A stage's result does not depend on its lane (each Runner re-seeds).
+``--seed N`` seeds every stage's Runner with N instead of 0 (init and sample order; the data
+stay the same): how much a row moves from seed to seed is its spread.
 """
 import argparse
 import importlib
@@ -71,9 +73,12 @@ def plan_lanes(stages, jobs):
     return [sorted(lane, key=STAGE_ORDER.get) for lane in lanes if lane]
 
 
-def run_stages(stages, work_dir, data_root, threads, rows_file=None):
+def run_stages(stages, work_dir, data_root, threads, rows_file=None, seed=0):
     """The stages one after another in this process; rows and minutes per stage."""
     import torch
+
+    from projects.eva.demo import utils
+    utils.SEED = seed
     rows, times = [], {}
     for name in stages:
         module = importlib.import_module(f'projects.eva.demo.{name}')
@@ -98,7 +103,8 @@ def run_lanes(lanes, args):
         if osp.exists(rows_file):
             os.remove(rows_file)
         cmd = [sys.executable, osp.abspath(__file__), '--stages', ','.join(lane), '--jobs', '1',
-               '--threads', str(args.threads), '--work-dir', args.work_dir,
+               '--threads', str(args.threads), '--seed', str(args.seed),
+               '--work-dir', args.work_dir,
                '--data-root', args.data_root, '--rows-file', rows_file]
         print(f'lane {i}: {", ".join(lane)} (log: {log})', flush=True)
         with open(log, 'w') as out:
@@ -133,6 +139,8 @@ def main(argv=None):
     parser.add_argument('--threads', type=int, default=1,
                         help='torch intra-op threads per process (the results depend on it; '
                              'default 1)')
+    parser.add_argument('--seed', type=int, default=0,
+                        help="every stage's Runner seed (default 0, the configs' seed)")
     parser.add_argument('--rows-file', help=argparse.SUPPRESS)  # a lane's rows, as JSON
     args = parser.parse_args(argv)
     stages = args.stages.split(',')
@@ -145,7 +153,7 @@ def main(argv=None):
     lanes = plan_lanes(stages, args.jobs)
     if len(lanes) == 1:
         rows, times = run_stages(lanes[0], args.work_dir, args.data_root, args.threads,
-                                 args.rows_file)
+                                 args.rows_file, args.seed)
         failed = []
     else:
         rows, times, failed = run_lanes(lanes, args)

@@ -2,13 +2,14 @@
 
     python tools/inference.py CONFIG CHECKPOINT INPUTS... [--out-dir DIR] [--device cpu|cuda]
         [--batch-size N] [--topk K] [--score-thr T] [--classes a,b,c | --classes-file F]
-        [--prompts-file F] [--no-vis] [--cfg-options k=v ...]
+        [--prompts-file F] [--no-vis] [--video-format gif|mp4] [--threads N]
+        [--cfg-options k=v ...]
 
 The task comes from the config (classification, EVA-CLIP zero-shot, detection / instance
 segmentation, semantic segmentation, video) and runs through the upstream inferencer
 (mmpretrain ImageClassificationInferencer, mmdet DetInferencer, mmseg MMSegInferencer,
 mmaction2 ActionRecogInferencer). Per input it writes ``DIR/preds/<name>.json`` and
-``DIR/vis/<name>.png`` (video: ``.gif``); the fields are listed in docs/inference.md.
+``DIR/vis/<name>.png`` (video: ``.gif`` or ``.mp4``); the fields are listed in docs/inference.md.
 Zero-shot takes its label set from --classes / --classes-file (one name per line) and its
 prompts from --prompts-file (one template with ``{}`` per line; default: the config's).
 """
@@ -24,8 +25,9 @@ from projects.eva import compat  # noqa: E402
 compat.apply()  # the pinned stack's fixes, before mmengine.runner is imported
 from mmengine.config import DictAction  # noqa: E402
 
+from projects.eva.cpu import set_threads  # noqa: E402
 from projects.eva.apis.inference import (build_inferencer, read_lines,  # noqa: E402
-                                         run_inference)
+                                         run_inference, summary)
 
 
 def parse_args(argv=None):
@@ -52,6 +54,14 @@ def parse_args(argv=None):
     p.add_argument('--trust-checkpoint', action='store_true',
                    help='allow a checkpoint that needs full unpickling (runs code from the '
                    'file: only for files you trust; same as EVA_TRUST_CHECKPOINTS=1)')
+    p.add_argument('--fail-fast', action='store_true',
+                   help='stop at the first input that cannot be read or predicted (default: '
+                   'go on, list the failures at the end and exit with status 1)')
+    p.add_argument('--video-format', choices=['gif', 'mp4'], default='gif',
+                   help='video pictures as an animated GIF or an .mp4 (as mmaction2\'s demo)')
+    p.add_argument('--threads', type=int, default=None,
+                   help='torch intra-op threads (default on CPU: the cores minus one, '
+                   'which reads the images, at least 1; on GPU: torch\'s)')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
     return p.parse_args(argv)
 
@@ -67,17 +77,28 @@ def main(argv=None):
         classes = read_lines(args.classes_file)
     templates = read_lines(args.prompts_file) if args.prompts_file else None
     checkpoint = None if args.checkpoint.lower() == 'none' else args.checkpoint
+    set_threads(args.threads, 1, args.device)  # the inferencer reads images in-process
     inferencer = build_inferencer(args.config, checkpoint, device=args.device,
                                   classes=classes, templates=templates,
                                   cfg_options=args.cfg_options)
-    records = run_inference(
-        inferencer, args.inputs, out_dir=args.out_dir, batch_size=args.batch_size,
-        topk=args.topk, score_thr=args.score_thr, opacity=args.opacity,
-        visualize=not args.no_vis,
-        extra=dict(config=args.config, checkpoint=checkpoint))
-    print(f'{len(records)} {inferencer.eva_task} predictions written to '
+    try:
+        records = run_inference(
+            inferencer, args.inputs, out_dir=args.out_dir, batch_size=args.batch_size,
+            topk=args.topk, score_thr=args.score_thr, opacity=args.opacity,
+            visualize=not args.no_vis, video_format=args.video_format,
+            extra=dict(config=args.config, checkpoint=checkpoint), fail_fast=args.fail_fast)
+    except RuntimeError as e:  # --fail-fast: the first failure, naming its file
+        raise SystemExit(f'error: {e}') from e
+    result = summary(records)
+    print(f'{result["done"]} {inferencer.eva_task} predictions written to '
           f'{osp.join(args.out_dir, "preds")}' +
           ('' if args.no_vis else f' (pictures in {osp.join(args.out_dir, "vis")})'))
+    if result['failed']:
+        print(f'{len(result["failed"])} of {len(records)} inputs failed '
+              f'(also in {osp.join(args.out_dir, "summary.json")}):', file=sys.stderr)
+        for r in result['failed']:
+            print(f'  {r["error"]}', file=sys.stderr)  # names the file and the cause
+        raise SystemExit(1)
     return records
 
 

@@ -1,7 +1,7 @@
 """Evaluate a checkpoint with any EVA config.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--tta] [--out FILE] [--tensorboard]
-        [--cfg-options ...]
+        [--threads N] [--cfg-options ...]
 """
 import argparse
 import os
@@ -13,6 +13,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from projects.eva import compat  # noqa: E402
 
 compat.apply()  # the pinned stack's fixes, before mmengine.runner is imported
+from projects.eva.cpu import loader_workers, set_threads  # noqa: E402
 from projects.eva.runner import build_runner, end_process, finish_distributed  # noqa: E402
 
 
@@ -31,6 +32,9 @@ def parse_args(argv=None):
                         help='allow a checkpoint that needs full unpickling (runs code from '
                         'the file: only for files you trust; same as EVA_TRUST_CHECKPOINTS=1)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
+    parser.add_argument('--threads', type=int, default=None,
+                        help='torch intra-op threads (default on CPU: the cores left after '
+                        'the dataloader workers, at least 1; on GPU: torch\'s)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -48,6 +52,8 @@ def main(argv=None):
         args.config, work_dir=args.work_dir, amp=args.amp, cfg_options=args.cfg_options,
         mode='test', launcher=args.launcher, checkpoint=args.checkpoint, tta=args.tta,
         out=args.out, tensorboard=args.tensorboard)
+    threads = set_threads(args.threads, loader_workers(runner.cfg, 'test_dataloader'))
+    runner.logger.info(f'torch intra-op threads: {threads} (--threads)')
     runner.test()
     del runner  # finish_distributed frees the process groups it holds
     if finish_distributed():  # gloo threads a library still holds: see end_process

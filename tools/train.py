@@ -1,7 +1,7 @@
 """Train any EVA config (pretrain, classification, detection, segmentation, video, clip).
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--tensorboard]
-        [--cfg-options k=v ...]
+        [--threads N] [--cfg-options k=v ...]
     tools/dist_train.sh CONFIG NUM_GPUS [...]            # torchrun, --launcher pytorch
 
 Same interface as mmpretrain/mmdet/mmseg/mmaction2 ``tools/train.py``; the config's
@@ -19,6 +19,7 @@ from projects.eva import compat  # noqa: E402
 compat.apply()  # the pinned stack's fixes, before mmengine.runner is imported
 from mmengine.config import DictAction  # noqa: E402
 
+from projects.eva.cpu import loader_workers, set_threads  # noqa: E402
 from projects.eva.runner import build_runner, end_process, finish_distributed  # noqa: E402
 
 
@@ -43,6 +44,9 @@ def parse_args(argv=None):
     parser.add_argument('--no-persistent-workers', action='store_true')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config settings, key=value')
+    parser.add_argument('--threads', type=int, default=None,
+                        help='torch intra-op threads (default on CPU: the cores left after '
+                        'the dataloader workers, at least 1; on GPU: torch\'s)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -61,6 +65,9 @@ def main(argv=None):
         cfg_options=args.cfg_options, launcher=args.launcher, no_validate=args.no_validate,
         auto_scale_lr=args.auto_scale_lr, pin_memory=not args.no_pin_memory,
         persistent_workers=not args.no_persistent_workers, tensorboard=args.tensorboard)
+    threads = set_threads(args.threads,
+                          loader_workers(runner.cfg, 'train_dataloader', 'val_dataloader'))
+    runner.logger.info(f'torch intra-op threads: {threads} (--threads)')
     runner.train()
     del runner  # finish_distributed frees the process groups it holds
     if finish_distributed():  # gloo threads a library still holds: see end_process

@@ -36,10 +36,13 @@ def runner_config(config: str, cfg_options: Optional[dict] = None, launcher: str
                 work_dir: Optional[str] = None, amp: bool = False) -> Config:
     """Read ``config`` and apply what every tool applies: overrides, key check, work dir,
     the CPU/gloo fallbacks and ``--amp``."""
+    from .engine.config_check import check_cfg_options, check_values
     cfg = Config.fromfile(config)
     if cfg_options:
+        check_cfg_options(cfg, cfg_options, config, amp)  # every key must be one something reads
         cfg.merge_from_dict(cfg_options)
     check_top_level_keys(cfg, config)
+    check_values(cfg, config)
     cfg.launcher = launcher
     if work_dir is not None:
         cfg.work_dir = work_dir

@@ -29,6 +29,12 @@ def test_clip_missing_image_and_empty_caption_table(tmp_path):
         build('filepath\ttitle\n')
     with pytest.raises(ValueError, match=f'{table}, line 3: no image path or no caption'):
         build('filepath\ttitle\nimages/a.png\tok\nimages/a.png\n')
+    # 'path<TAB>' with nothing after it was accepted and trained on the caption ''
+    with pytest.raises(ValueError, match=f"{table}, line 3: no image path or no caption "
+                                         r"\(empty or blank.*'images/a.png', ''\)"):
+        build('filepath\ttitle\nimages/a.png\tok\nimages/a.png\t\n')
+    with pytest.raises(ValueError, match=f'{table}, line 4: no image path or no caption'):
+        build('filepath\ttitle\nimages/a.png\tok\n\nimages/a.png\t  \n')  # blank line 3
 
 
 

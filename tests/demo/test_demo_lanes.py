@@ -43,3 +43,29 @@ def test_a_failing_lane_is_named(tmp_path, capsys):
         assert f'lane {i} exited with 1 in stage ' in message
         assert f'log: {log}' in message and 'FileExistsError' in log.read_text()
     assert 'in stage pretrain' in message and 'in stage video' in message
+
+
+def test_seed_reaches_every_lane_and_runner(tmp_path, monkeypatch):
+    """``--seed N`` (how the README's spread of a row is measured) is handed to each lane's
+    process and becomes the Runner seed of every stage; without it the configs' seed stays."""
+    from projects.eva.demo import utils
+    cmds = []
+
+    class Exited:
+        def __init__(self, cmd, **kwargs):
+            cmds.append(cmd)
+
+        def wait(self):
+            return 1
+
+    with monkeypatch.context() as m, pytest.raises(SystemExit):
+        m.setattr(demo.subprocess, 'Popen', Exited)
+        demo.main(['--stages', 'pretrain,video', '--jobs', '2', '--seed', '3',
+                   '--work-dir', str(tmp_path / 'work'), '--data-root', str(tmp_path / 'data')])
+    assert len(cmds) == 2 and all(c[c.index('--seed') + 1] == '3' for c in cmds), cmds
+
+    config = utils.config_path('demo/eva-video_vit-tiny-p14_1xb16-8e_moving-shapes.py')
+    monkeypatch.setattr(utils, 'SEED', None)
+    assert utils.build_runner(config, str(tmp_path / 'a')).seed == 0
+    monkeypatch.setattr(utils, 'SEED', 3)
+    assert utils.build_runner(config, str(tmp_path / 'b')).seed == 3

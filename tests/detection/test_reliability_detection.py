@@ -350,3 +350,36 @@ def test_empty_coco_annotation_list_is_named(tmp_path):
         DATASETS.build(dict(type='CheckedCocoDataset', ann_file=str(path),
                             data_prefix=dict(img=''), metainfo=dict(classes=('a',)),
                             filter_cfg=dict(filter_empty_gt=True), pipeline=[]))
+
+
+@pytest.mark.parametrize('lvis', [False, True])
+def test_no_detection_on_any_image_reports_zeros_not_nothing(tmp_path, lvis):
+    """A detector that keeps no box on any image (score_thr above every score, a wrong
+    checkpoint): mmdet's CocoMetric logged 'The testing results of the whole dataset is
+    empty' and returned no metric, so tools/test.py exited 0 with nothing. Every metric is 0
+    now. The demo config's evaluator goes through add_safety as in tools/test.py."""
+    import numpy as np
+    from mmdet.registry import METRICS
+
+    import projects.eva.detection  # noqa: F401
+    from projects.eva.demo.utils import config_path
+    from projects.eva.engine.safety import add_safety
+    from projects.eva.runner import load_config
+    ann = _coco_json(tmp_path / 'anns.json', lvis=lvis)
+    cfg = add_safety(load_config(config_path(DEMO_DET)), 'test')
+    evaluator = dict(cfg.test_evaluator, ann_file=ann)
+    if lvis:
+        evaluator['type'] = 'EVALVISMetric'
+    init_default_scope('mmdet')
+    metric = METRICS.build(evaluator)
+    metric.dataset_meta = dict(classes=('a', 'b'))
+    for img_id, (h, w) in ((1, (80, 100)), (2, (50, 50))):
+        metric.process({}, [dict(img_id=img_id, ori_shape=(h, w), pred_instances=dict(
+            bboxes=torch.zeros(0, 4), scores=torch.zeros(0), labels=torch.zeros(0).long(),
+            masks=torch.zeros(0, h, w, dtype=torch.bool)))])
+    out = metric.evaluate(size=2)
+    prefix = 'lvis' if lvis else 'coco'
+    items = (['AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'APr', 'APc', 'APf'] if lvis else
+             ['mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l'])
+    assert out == {f'{prefix}/{m}_{k}': 0.0 for m in ('bbox', 'segm') for k in items}, out
+    assert np.isfinite(list(out.values())).all()

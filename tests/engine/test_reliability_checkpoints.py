@@ -292,3 +292,43 @@ def test_all_finite_fast_path_and_its_confirmation():
             tensors = [t.clone() for t in ok]
             tensors[i].view(-1)[-1] = bad
             assert not all_finite(tensors), (bad, i)
+
+
+@pytest.mark.slow
+def test_a_crash_while_the_new_best_checkpoint_is_written_keeps_the_previous_best(
+        tmp_path, monkeypatch):
+    """save_best: mmengine removed the previous best checkpoint before writing the new one,
+    so a crash inside that write left no best checkpoint. Now the old best is deleted only
+    after the new best and the checkpoint recording it are saved; --resume goes on."""
+    from reliability_toy import VALIDATION
+    config = toy_config(tmp_path / 'toy.py', max_iters=6, interval=2, extra=VALIDATION + (
+        "train_cfg = dict(type='IterBasedTrainLoop', max_iters=6, val_interval=2)\n"
+        "default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=2, "
+        "by_epoch=False, max_keep_ckpts=1, save_best='score', rule='greater'))\n"))
+    work = tmp_path / 'work'
+
+    class Crash(RuntimeError):
+        pass
+
+    fsync = os.fsync
+
+    def crash_in_best_write(fd):
+        if osp.basename(os.readlink(f'/proc/self/fd/{fd}')).startswith('best_score_iter_4'):
+            raise Crash('killed while writing the new best checkpoint')
+        return fsync(fd)
+
+    monkeypatch.setattr(os, 'fsync', crash_in_best_write)
+    runner = build_runner(config, str(work), pin_memory=False)
+    with pytest.raises(Crash):
+        runner.train()
+    monkeypatch.undo()
+    best = sorted(f for f in os.listdir(work) if f.startswith('best_'))
+    assert best == ['best_score_iter_2.pth'], best  # the previous best is still there
+    torch.load(work / 'best_score_iter_2.pth', weights_only=True)  # complete
+    runner = build_runner(config, str(work), resume='auto', pin_memory=False)
+    runner.train()
+    # the resumed run knew its best (iter_2) and replaced it once a better one was written
+    assert sorted(f for f in os.listdir(work) if f.endswith('.pth')) == [
+        'best_score_iter_6.pth', 'iter_6.pth']
+    meta = torch.load(work / 'iter_6.pth', weights_only=True)['message_hub']['runtime_info']
+    assert meta['best_ckpt'] == str(work / 'best_score_iter_6.pth')

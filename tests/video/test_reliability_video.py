@@ -13,7 +13,7 @@ def videos(tmp_path_factory):
     return root, ann
 
 
-def _video_dataset(ann_file, root):
+def _video_dataset(ann_file, root, **kwargs):
     import projects.eva.video  # noqa: F401
     from mmaction.registry import DATASETS
     init_default_scope('mmaction')
@@ -22,7 +22,7 @@ def _video_dataset(ann_file, root):
                 dict(type='CheckedDecordDecode'), dict(type='FormatShape', input_format='NCTHW'),
                 dict(type='PackActionInputs')]
     return DATASETS.build(dict(type='CheckedVideoDataset', ann_file=ann_file,
-                               data_prefix=dict(video=root), pipeline=pipeline))
+                               data_prefix=dict(video=root), pipeline=pipeline, **kwargs))
 
 
 def test_video_missing_corrupt_or_truncated_file_is_named(videos, tmp_path):
@@ -66,6 +66,27 @@ def test_video_annotation_list_missing_empty_or_malformed(videos, tmp_path):
         _video_dataset(str(bad), root)
 
 
+
+def test_video_label_out_of_range_names_list_line_and_value(videos, tmp_path):
+    """A list with label 9 for 4 classes: testing counted it wrong silently, training failed
+    with a bare 'IndexError: Target 9 is out of bounds'."""
+    root, ann = videos
+    with open(ann) as f:
+        lines = f.read().splitlines()
+    lines[2] = lines[2].rsplit(' ', 1)[0] + ' 9'
+    bad = tmp_path / 'bad.txt'
+    bad.write_text('\n'.join(lines) + '\n')
+    assert len(_video_dataset(ann, root, num_classes=4)) == len(lines)  # the good list loads
+    with pytest.raises(ValueError, match=rf'{bad}: 1 label\(s\) outside the 4 classes '
+                                         r'\[0, 4\): line 3: label 9$'):
+        _video_dataset(str(bad), root, num_classes=4)
+    # configs give the class count to the head only: every loader's dataset gets it
+    from projects.eva.engine.safety import add_safety
+    from projects.eva.runner import load_config
+    cfg = add_safety(load_config('configs/demo/eva-video_vit-tiny-p14_1xb16-8e_moving-shapes.py'),
+                     'train')
+    assert cfg.train_dataloader.dataset.dataset.num_classes == 4  # inside EpochSeededDataset
+    assert cfg.val_dataloader.dataset.num_classes == cfg.test_dataloader.dataset.num_classes == 4
 
 
 @pytest.mark.slow

@@ -150,7 +150,8 @@ def run_benchmark(archs: Sequence[str] = ('base', ), img_size: int = 224, patch_
         fwd_flops = vit_flops(a, img_size, patch_size) * batch_size
         x = torch.randn(batch_size, 3, img_size, img_size, device=device)
         for cp in cps:
-            models = build_models(arch, img_size, patch_size, cp, names)
+            with torch.device(device):  # built and initialised there, not on CPU and copied
+                models = build_models(arch, img_size, patch_size, cp, names)
             models = {k: m.to(device) for k, m in models.items()}
             if compile_eva:
                 models['EVAViT compiled'] = torch.compile(models['EVAViT'])

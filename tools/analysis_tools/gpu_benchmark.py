@@ -6,7 +6,7 @@
 
 Rows:
 - backbone: EVAViT vs timm Eva (vs mmpretrain BEiTViT without checkpointing), bf16
-  autocast, SDPA restricted to its flash / memory-efficient kernels (no math fallback), with
+  autocast, SDPA restricted to its fused kernels (cuDNN / flash / efficient; no math), with
   and without activation checkpointing, fwd and fwd+bwd (the harness of
   ``benchmark_backbone.py``);
 - ViT-g/14 MIM training step (student + frozen CLIP-L/14 teacher, AdamW, bf16 autocast) of
@@ -47,6 +47,9 @@ DRY_CONFIGS = dict(
     mim='configs/demo/eva-mim_vit-tiny-p14_1xb32-8e_shapes.py',
     det_train='configs/demo/eva-det_vit-tiny-p16_cascade-mask-rcnn_shapes-128.py',
     det_test='configs/demo/eva-det_vit-tiny-p16_cascade-mask-rcnn_shapes-128.py')
+# the measured bf16 peak: 8192^3 products reach an H100's / H200's ~790 TFLOP/s (the device
+# tool's KINDS.md); at 2048 launch overhead shows and the MFU would be overstated
+PEAK_MATMUL_SIZE = dict(cuda=8192, cpu=1024)
 HEADER = ['| benchmark | setting | img/s | s/step | TFLOP/s | MFU (measured peak) | '
           'MFU (nominal) | peak GiB |', '|---|---|---|---|---|---|---|---|']
 
@@ -78,12 +81,14 @@ def device_of(args):
 
 
 def fused_sdpa(device):
-    """On CUDA, SDPA may only take flash / memory-efficient kernels: a fallback to the math
-    kernel (which materialises the attention matrix) is an error, not a slow number."""
+    """On CUDA, SDPA may only take its fused kernels (cuDNN, flash, memory-efficient; torch
+    picks among them in its own order): a fallback to the math kernel (which materialises the
+    attention matrix) is an error, not a slow number."""
     if device != 'cuda':
         return contextlib.nullcontext()
     from torch.nn.attention import SDPBackend, sdpa_kernel
-    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION])
+    return sdpa_kernel([SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION,
+                        SDPBackend.EFFICIENT_ATTENTION])
 
 
 def autocast(device):
@@ -180,12 +185,15 @@ def _mim_batch(model, batch, device):
     return img, samples
 
 
-def mim_rows(args, device, peak):
+def mim_results(path, batch, steps, warmup, device, cps=(False, True)):
+    """Time the MIM training step of the config at ``path`` (student + frozen teacher, AdamW,
+    bf16 autocast): one dict per checkpointing setting with ``seconds`` per step, the step's
+    ``flops`` and the CUDA ``peak_bytes`` over the timed steps (optimizer states included;
+    None on CPU). ``gpu_check.py`` reuses it for its speed and memory rows."""
     from projects.eva.analysis.flops import count_flops
-    path = (DRY_CONFIGS if args.dry_run else CONFIGS)['mim']
     cfg = _cfg(path)
     model = _mim_model(cfg, device).train()
-    img, samples = _mim_batch(model, args.mim_batch, device)
+    img, samples = _mim_batch(model, batch, device)
     # FLOPs of one step counted on the real tensors (the boolean mask indexing is
     # data-dependent, so not on meta): student forward + backward, teacher forward, head
     with autocast(device), fused_sdpa(device):
@@ -194,8 +202,8 @@ def mim_rows(args, device, peak):
     model.zero_grad(set_to_none=True)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4, fused=device == 'cuda')
-    rows = []
-    for cp in (False, True):
+    results = []
+    for cp in cps:
         model.backbone.with_cp = cp
 
         def step():
@@ -204,11 +212,21 @@ def mim_rows(args, device, peak):
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
-        sec = timed(step, args.steps, args.warmup, device)
+        sec = timed(step, steps, warmup, device)
+        peak = torch.cuda.max_memory_allocated() if device == 'cuda' else None
+        results.append(dict(cp=cp, seconds=sec, flops=flops, batch=batch, peak_bytes=peak))
+    return results
+
+
+def mim_rows(args, device, peak):
+    path = (DRY_CONFIGS if args.dry_run else CONFIGS)['mim']
+    rows = []
+    for r in mim_results(path, args.mim_batch, args.steps, args.warmup, device):
+        mem = r['peak_bytes'] / 2**30 if r['peak_bytes'] is not None else None
         rows.append(row('MIM training step (student + teacher)',
                         f"{osp.basename(path)} b{args.mim_batch} bf16 "
-                        f"{'ckpt' if cp else 'no ckpt'}", args.mim_batch, sec, flops, peak,
-                        args.peak_tflops, peak_gib(device)))
+                        f"{'ckpt' if r['cp'] else 'no ckpt'}", args.mim_batch, r['seconds'],
+                        r['flops'], peak, args.peak_tflops, mem))
     return rows
 
 
@@ -304,7 +322,7 @@ def main(argv=None):
     args = parse_args(argv)
     device = device_of(args)
     from projects.eva.analysis.measure import matmul_peak_flops
-    peak = matmul_peak_flops(device, 'bf16')
+    peak = matmul_peak_flops(device, 'bf16', size=PEAK_MATMUL_SIZE[device])
     name = torch.cuda.get_device_name() if device == 'cuda' else 'CPU (dry run)'
     lines = [f'Device: {name}; torch {torch.__version__}; measured bf16 matmul peak '
              f'{peak / 1e12:.1f} TFLOP/s' + (f'; nominal {args.peak_tflops} TFLOP/s'

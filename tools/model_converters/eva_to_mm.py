@@ -42,12 +42,16 @@ def check_paths(src: str, dst: str) -> None:
 
 def save_atomic(obj, dst: str) -> None:
     """Write through a temporary file in the destination folder, removed on any failure:
-    never a truncated ``dst``, never a stray ``.tmp``."""
+    never a truncated ``dst``, never a stray ``.tmp``; the file gets the user's umask."""
     folder = osp.dirname(osp.abspath(dst))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=osp.basename(dst) + '.', suffix='.tmp', dir=folder)
     os.close(fd)
     try:
+        # mkstemp creates 0600; the output gets the mode any new file of the user gets
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         torch.save(obj, tmp)
         os.replace(tmp, dst)
     except BaseException:

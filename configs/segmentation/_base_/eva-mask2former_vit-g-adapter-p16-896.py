@@ -1,6 +1,9 @@
 # EVA-01 semantic segmentation model (seg/configs/*/eva_mask2former_896_*): EVA ViT-g/16
-# (weights from `eva_to_mm.py eva_psz14to16.pt --patch-size 16`) inside the ViT-Adapter,
-# mmseg's Mask2FormerHead with EVA-01's sizes. Shared by the COCO-Stuff and ADE20K configs.
+# inside the ViT-Adapter, mmseg's Mask2FormerHead with EVA-01's sizes. Shared by the
+# COCO-Stuff and ADE20K configs. Weights (the released 14 -> 16 MIM file):
+#   python tools/model_converters/eva_to_mm.py eva_psz14to16.pt \
+#       checkpoints/eva/eva_psz14to16_mm.pth --format eva01-mim
+_base_ = './crops_and_schedules.py'
 custom_imports = dict(imports=['projects.eva.segmentation', 'projects.eva.engine'],
                       allow_failed_imports=False)
 

@@ -317,6 +317,9 @@ def build_model(config_or_name: Union[str, Config], checkpoint: Optional[str] = 
             try:
                 with torch.device('meta'):
                     model = MODELS.build(model_cfg)
+                # tensors made with the legacy ``torch.Tensor(n, c)`` ignore the device
+                # context (mmdet DINO's ``level_embed``): move them too
+                model.to('meta')
             except (RuntimeError, NotImplementedError) as e:  # a constructor read values
                 if 'meta' not in str(e):
                     raise

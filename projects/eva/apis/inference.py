@@ -247,8 +247,8 @@ def _read_rgb(path: str) -> np.ndarray:
 
 
 def _with_topk_labels(ds, k: int):
-    """A copy whose ``pred_label`` lists the top-k classes: mmpretrain's and mmaction2's
-    visualizers draw every label in ``pred_label`` with its score."""
+    """A copy whose ``pred_label`` lists the top-k classes: mmpretrain's visualizer draws
+    every label in ``pred_label`` with its score (video: :mod:`.video_vis`)."""
     import torch
     vis_ds = ds.clone()
     scores = vis_ds.pred_score.detach().float().cpu()
@@ -258,9 +258,11 @@ def _with_topk_labels(ds, k: int):
 
 def _visualize(inferencer, task, path, ds, classes, score_thr, opacity, topk=5):
     """The upstream visualizer's drawing of one prediction, as an RGB array (video: frames)."""
-    if task in ('classification', 'zero-shot', 'video'):
-        ds = _with_topk_labels(ds, topk)
+    if task == 'video':
+        from .video_vis import draw_video
+        return draw_video(inferencer.visualizer, path, ds, topk, classes)
     if task in ('classification', 'zero-shot'):
+        ds = _with_topk_labels(ds, topk)
         vis = inferencer.visualizer
         if vis is None:
             from mmpretrain.visualization import UniversalVisualizer
@@ -269,20 +271,14 @@ def _visualize(inferencer, task, path, ds, classes, score_thr, opacity, topk=5):
                                  draw_pred=True, draw_score=True)
     if task == 'detection':
         return inferencer.visualize([path], [ds], return_vis=True, pred_score_thr=score_thr)[0]
-    if task == 'segmentation':
-        return inferencer.visualize([path], [ds], return_vis=True, opacity=opacity)[0]
-    frames = inferencer.visualize([path], [ds], return_vis=True, out_type='img')[0]
-    return np.stack([np.asarray(f) for f in frames])
+    return inferencer.visualize([path], [ds], return_vis=True, opacity=opacity)[0]
 
 
-def _save_vis(image: np.ndarray, path_no_ext: str, fps: int = 4) -> str:
+def _save_vis(image: np.ndarray, path_no_ext: str, video_format: str = 'gif') -> str:
     from PIL import Image
-    if image.ndim == 4:  # video frames -> animated GIF
-        frames = [Image.fromarray(f.astype(np.uint8)) for f in image]
-        out = path_no_ext + '.gif'
-        frames[0].save(out, save_all=True, append_images=frames[1:],
-                       duration=int(1000 / fps), loop=0)
-        return out
+    if image.ndim == 4:  # video frames -> animated GIF or .mp4
+        from .video_vis import save_video
+        return save_video(image, path_no_ext, video_format)
     out = path_no_ext + '.png'
     Image.fromarray(image.astype(np.uint8)).save(out)
     return out
@@ -305,15 +301,61 @@ def _predict(inferencer, task, batch: List[str]):
     return inferencer(batch, return_datasamples=True)['predictions']
 
 
+def check_input(path: str, task: str) -> None:
+    """Raise ValueError naming ``path`` and the cause when it cannot be read as the task's
+    input (an empty file, a text file named .jpg, a truncated JPEG, a corrupt video)."""
+    if osp.getsize(path) == 0:
+        raise ValueError(f'{path}: empty file (0 bytes)')
+    if task == 'video':
+        import decord
+        try:
+            frames = len(decord.VideoReader(path))
+        except Exception as e:  # decord raises its own DECORDError
+            raise ValueError(f'{path}: cannot decode the video ({type(e).__name__}: '
+                             f'{str(e).splitlines()[0] if str(e) else ""})') from None
+        if frames == 0:
+            raise ValueError(f'{path}: the video has no frames')
+        return
+    import mmcv
+    with open(path, 'rb') as f:
+        img = mmcv.imfrombytes(f.read())  # what the pipelines' LoadImageFromFile does
+    if img is None:
+        raise ValueError(f'{path}: cannot decode the image (not an image, or truncated)')
+
+
+def _predict_each(inferencer, task: str, batch: List[str]) -> List[Union[object, Exception]]:
+    """A DataSample or the exception per path: the batch at once, and one by one when it
+    fails, so that one bad input does not take its batch with it."""
+    try:
+        samples = _predict(inferencer, task, batch)
+        if len(samples) != len(batch):
+            raise RuntimeError(f'{len(samples)} predictions for {len(batch)} inputs')
+        return list(samples)
+    except Exception as e:
+        if len(batch) == 1:
+            return [e]
+    return [_predict_each(inferencer, task, [p])[0] for p in batch]
+
+
+def _cause(path: str, e: Exception) -> str:
+    """The failure of ``path``, naming it once."""
+    msg = str(e) or type(e).__name__
+    return msg if path in msg else f'{path}: {type(e).__name__}: {msg}'
+
+
 def run_inference(inferencer, inputs: Union[str, Sequence[str]], out_dir: Optional[str] = None,
                   batch_size: int = 1, topk: int = 5, score_thr: float = 0.3,
                   opacity: float = 0.5, visualize: bool = True, progress: bool = True,
-                  extra: Optional[dict] = None) -> List[dict]:
+                  extra: Optional[dict] = None, video_format: str = 'gif',
+                  fail_fast: bool = False) -> List[dict]:
     """Predict every input (files or folders) and, with ``out_dir``, write
-    ``out_dir/preds/<name>.json`` and ``out_dir/vis/<name>.png`` (video: ``.gif``).
+    ``out_dir/preds/<name>.json`` and ``out_dir/vis/<name>.png`` (video: ``.gif``, or
+    ``.mp4`` with ``video_format='mp4'``), and ``out_dir/summary.json``.
 
-    Returns the JSON records in input order. ``score_thr`` only filters what the detection
-    picture draws; the JSON keeps every instance the model returned.
+    Returns one record per input, in input order. An input that cannot be read or predicted
+    gets ``{'input', 'task', 'error'}`` (the cause, naming the file) and the others go on;
+    ``fail_fast=True`` raises at the first one instead. ``score_thr`` only filters what the
+    detection picture draws; the JSON keeps every instance the model returned.
     """
     task = getattr(inferencer, 'eva_task', None)
     scope = getattr(inferencer, 'eva_scope', None)
@@ -336,43 +378,79 @@ def run_inference(inferencer, inputs: Union[str, Sequence[str]], out_dir: Option
     if progress:
         from mmengine.utils import ProgressBar
         bar = ProgressBar(len(paths))
-    records = []
+    by_path: Dict[int, dict] = {}
+
+    def failed(i: int, e: Exception):
+        if fail_fast:
+            raise RuntimeError(_cause(paths[i], e)) from e
+        by_path[i] = dict(input=paths[i], task=task, error=_cause(paths[i], e))
+        if bar is not None:
+            bar.update()
+
     for start in range(0, len(paths), batch_size):
-        batch = paths[start:start + batch_size]
+        readable = []
+        for i in range(start, min(start + batch_size, len(paths))):
+            try:
+                check_input(paths[i], task)
+                readable.append(i)
+            except (ValueError, OSError) as e:
+                failed(i, e)
         with DefaultScope.overwrite_default_scope(scope):  # this task's registries
-            samples = _predict(inferencer, task, batch)
-        if len(samples) != len(batch):
-            raise RuntimeError(f'{len(samples)} predictions for {len(batch)} inputs')
-        for path, name, ds in zip(batch, names[start:start + batch_size], samples):
-            rec = dict(input=path, task=task)
-            rec.update(extra or {})
-            if task in ('classification', 'zero-shot', 'video'):
-                rec.update(_class_record(ds, classes, topk))
-            elif task == 'detection':
-                rec.update(_det_record(ds, classes))
-            else:
-                if preds_dir:
-                    rec.update(_seg_record(ds, classes, name + '_seg.png', preds_dir))
-                else:
-                    import tempfile
-                    with tempfile.TemporaryDirectory() as tmp:
-                        rec.update(_seg_record(ds, classes, name + '_seg.png', tmp))
-                    rec.pop('seg_map')
-            if out_dir:
-                if visualize:
-                    with DefaultScope.overwrite_default_scope(scope):
-                        image = _visualize(inferencer, task, path, ds, classes, score_thr,
-                                           opacity, topk)
-                    rec['visualization'] = osp.basename(
-                        _save_vis(image, osp.join(vis_dir, name)))
-                with open(osp.join(preds_dir, name + '.json'), 'w') as f:
-                    json.dump(rec, f, indent=1)
-            records.append(rec)
+            results = _predict_each(inferencer, task, [paths[i] for i in readable]) \
+                if readable else []
+        for i, ds in zip(readable, results):
+            if isinstance(ds, Exception):
+                failed(i, ds)
+                continue
+            try:
+                with DefaultScope.overwrite_default_scope(scope):
+                    by_path[i] = _write_record(
+                        inferencer, task, paths[i], names[i], ds, classes, extra, topk,
+                        score_thr, opacity, video_format, preds_dir if out_dir else None,
+                        vis_dir if out_dir and visualize else None)
+            except Exception as e:
+                failed(i, e)
+                continue
             if bar is not None:
                 bar.update()
     if bar is not None:
         print()
+    records = [by_path[i] for i in range(len(paths))]
+    if out_dir:
+        with open(osp.join(out_dir, 'summary.json'), 'w') as f:
+            json.dump(summary(records), f, indent=1)
     return records
+
+
+def summary(records: Sequence[dict]) -> dict:
+    """``{'done': n, 'failed': [{'input', 'error'}, ...]}`` of :func:`run_inference`'s records."""
+    failed = [dict(input=r['input'], error=r['error']) for r in records if 'error' in r]
+    return dict(done=len(records) - len(failed), failed=failed)
+
+
+def _write_record(inferencer, task, path, name, ds, classes, extra, topk, score_thr, opacity,
+                  video_format, preds_dir, vis_dir) -> dict:
+    rec = dict(input=path, task=task)
+    rec.update(extra or {})
+    if task in ('classification', 'zero-shot', 'video'):
+        rec.update(_class_record(ds, classes, topk))
+    elif task == 'detection':
+        rec.update(_det_record(ds, classes))
+    elif preds_dir:
+        rec.update(_seg_record(ds, classes, name + '_seg.png', preds_dir))
+    else:
+        import tempfile
+        with tempfile.TemporaryDirectory() as tmp:
+            rec.update(_seg_record(ds, classes, name + '_seg.png', tmp))
+        rec.pop('seg_map')
+    if vis_dir:
+        image = _visualize(inferencer, task, path, ds, classes, score_thr, opacity, topk)
+        rec['visualization'] = osp.basename(_save_vis(image, osp.join(vis_dir, name),
+                                                      video_format))
+    if preds_dir:
+        with open(osp.join(preds_dir, name + '.json'), 'w') as f:
+            json.dump(rec, f, indent=1)
+    return rec
 
 
 def _classes_of(inferencer, task) -> Optional[List[str]]:

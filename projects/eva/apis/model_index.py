@@ -41,7 +41,11 @@ class ModelInfo(NamedTuple):
         """Where :attr:`converter` writes the checkpoint (its last argument)."""
         if not self.converter:
             return None
-        args = [a for a in self.converter.split() if not a.startswith('--')]
+        words, args = self.converter.split(), []
+        for prev, word in zip([''] + words, words):
+            if not word.startswith('--') and not (prev.startswith('--') and prev != '--no-ema'
+                                                  and '=' not in prev):
+                args.append(word)  # a positional argument, not an option's value
         return args[-1] if args else None
 
     def metric(self, name: str, dataset: Optional[str] = None) -> float:

@@ -57,13 +57,16 @@ class CsvImageTextDataset(BaseDataset):
             if missing:
                 raise KeyError(f'{self.ann_file}: no column(s) {sorted(missing)}; header is '
                                f'{reader.fieldnames} (separator {self.sep!r})')
-            rows = list(reader)
+            rows = [(reader.line_num, r) for r in reader]  # line_num: blank lines skipped
         if not rows:
             raise ValueError(f'caption table has a header but no rows: {self.ann_file}')
-        for line, r in enumerate(rows, start=2):  # a short row leaves its columns None
-            if not r[self.img_key] or r[self.caption_key] is None:
-                raise ValueError(f'{self.ann_file}, line {line}: no image path or no caption '
-                                 f'(columns {self.img_key!r}, {self.caption_key!r})')
+        for line, r in rows:  # a short row leaves its columns None; 'path<TAB>' gives ''
+            if not (r[self.img_key] or '').strip() or not (r[self.caption_key] or '').strip():
+                raise ValueError(
+                    f'{self.ann_file}, line {line}: no image path or no caption (empty or '
+                    f'blank; columns {self.img_key!r}, {self.caption_key!r}: '
+                    f'{r[self.img_key]!r}, {r[self.caption_key]!r})')
+        rows = [r for _, r in rows]
         prefix = self.data_prefix.get('img_path', '')
         return [dict(img_path=osp.join(prefix, r[self.img_key]), text=r[self.caption_key])
                 for r in rows]

@@ -27,7 +27,7 @@ class Format(NamedTuple):
 
 FORMATS: List[Format] = []
 TASK_MODULES = ('backbone', 'detection', 'segmentation', 'video', 'clip', 'eva02',
-                'eva02_clip')
+                'eva02_clip', 'dino')
 
 
 def register_format(name: str, detect: Callable[[dict], bool], description: str = '',

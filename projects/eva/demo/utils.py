@@ -105,9 +105,17 @@ def plot_curve(steps, values, path, title, ylabel='loss'):
     plt.close(fig)
 
 
+# The Runner seed of every stage (``randomness.seed``) when set; None keeps the configs' (0).
+# ``tools/demo.py --seed`` sets it: another seed draws another init and sample order on the
+# same data, which is how the README's spread of a row is measured.
+SEED = None
+
+
 def build_runner(config: str, work_dir: str, options: dict = None, mode: str = 'train',
                  checkpoint: str = None):
-    """The same Runner that tools/train.py and tools/test.py build."""
+    """The same Runner that tools/train.py and tools/test.py build (seeded with ``SEED``)."""
     from ..runner import build_runner as _build
+    if SEED is not None:
+        options = {'randomness.seed': SEED, **(options or {})}
     return _build(config, work_dir, cfg_options=options, mode=mode, pin_memory=False,
                   checkpoint=checkpoint)

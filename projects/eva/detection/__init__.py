@@ -3,7 +3,8 @@
 Registers into mmdet's registries: ``LN2d``, ``SimpleFeaturePyramid`` (neck),
 ``EVACascadeRoIHead`` (probability-averaged cascade scores, maskness), ``FederatedSigmoidCELoss``
 (LVIS), ``EVADetDataPreprocessor`` (fixed-size test padding) and ``EVADetTTAModel`` (flip /
-multi-scale TTA with masks), ``EVALVISMetric``. The backbone is ``mmpretrain.EVAViT``.
+multi-scale TTA with masks), ``EVALVISMetric``, ``EVACocoMetric`` (zeros without any
+detection). The backbone is ``mmpretrain.EVAViT``.
 """
 from .. import engine, models  # noqa: F401  (layer-decay constructor, mmpretrain.EVAViT)
 from .checked_dataset import (CheckedCocoDataset, CheckedLVISV1Dataset,  # noqa: F401
@@ -11,9 +12,10 @@ from .checked_dataset import (CheckedCocoDataset, CheckedLVISV1Dataset,  # noqa:
 from .data_preprocessor import EVADetDataPreprocessor
 from .layers import LN2d, SimpleFeaturePyramid
 from .losses import FederatedSigmoidCELoss
-from .metrics import EVALVISMetric
+from .metrics import EVACocoMetric, EVALVISMetric
 from .roi_head import EVACascadeRoIHead, maskness
 from .tta import EVADetTTAModel
 
-__all__ = ['EVALVISMetric', 'EVADetDataPreprocessor', 'LN2d', 'SimpleFeaturePyramid', 'FederatedSigmoidCELoss',
+__all__ = ['EVACocoMetric', 'EVALVISMetric', 'EVADetDataPreprocessor', 'LN2d',
+           'SimpleFeaturePyramid', 'FederatedSigmoidCELoss',
            'EVACascadeRoIHead', 'maskness', 'EVADetTTAModel']

@@ -145,6 +145,36 @@ class AtomicCheckpointHook(CheckpointHook):
                 for path in remove_stale_tmp_files(folder):
                     runner.logger.warning(f'removed {path}: left by a save that was killed')
 
+    def _save_best_checkpoint(self, runner, metrics) -> None:
+        """mmengine's best-checkpoint logic, with the previous best deleted only after the new
+        best is written and the regular checkpoint that records it (``best_ckpt`` in its
+        message hub) is saved. mmengine removed the old best first: a kill while the new best
+        was written left no best checkpoint at all."""
+        count, names = non_finite_tensors(unwrap(runner.model))
+        if count and self.save_best:
+            raise FloatingPointError(
+                f'not saving a best checkpoint: {count} parameter/buffer tensor(s) hold NaN or '
+                f'inf (first: {names}); the best checkpoint {self._best_paths()} is kept.')
+        backend, deferred = self.file_backend, _DeferredDeletes(self.file_backend)
+        self.file_backend = deferred
+        try:
+            super()._save_best_checkpoint(runner, metrics)
+        finally:
+            self.file_backend = backend
+        keep = set(self._best_paths())
+        for path, rmtree in deferred.paths:
+            if path in keep:
+                continue  # the new best has the old one's name: replaced atomically
+            if rmtree and backend.isdir(path):
+                backend.rmtree(path)
+            elif not rmtree and backend.isfile(path):
+                backend.remove(path)
+
+    def _best_paths(self) -> List[str]:
+        paths = [getattr(self, 'best_ckpt_path', None)]
+        paths += list((getattr(self, 'best_ckpt_path_dict', None) or {}).values())
+        return [str(p) for p in paths if p]
+
     def _save_checkpoint_with_step(self, runner, step, meta):
         ckpt_filename = self.filename_tmpl.format(step)
         new_path = self.file_backend.join_path(self.out_dir, ckpt_filename)
@@ -184,6 +214,24 @@ class AtomicCheckpointHook(CheckpointHook):
                 self.file_backend.rmtree(path)
 
 
+class _DeferredDeletes:
+    """A file backend whose ``remove`` / ``rmtree`` only note the path (for
+    :meth:`AtomicCheckpointHook._save_best_checkpoint`); everything else is the real one."""
+
+    def __init__(self, backend):
+        self._backend = backend
+        self.paths = []
+
+    def remove(self, path):
+        self.paths.append((str(path), False))
+
+    def rmtree(self, path):
+        self.paths.append((str(path), True))
+
+    def __getattr__(self, name):
+        return getattr(self._backend, name)
+
+
 def check_save_checkpoint_args(owner: str, kwargs: dict) -> None:
     """Keys that ``CheckpointHook`` forwards to ``Runner.save_checkpoint`` must exist there."""
     import difflib
@@ -208,11 +256,12 @@ def check_save_checkpoint_args(owner: str, kwargs: dict) -> None:
 def checkpoint_problem(path: str) -> Optional[str]:
     """Why ``path`` cannot be resumed from (missing, empty, truncated), or None if it reads.
 
+    A folder is a DeepSpeed checkpoint, checked file by file (:func:`_folder_problem`).
     PyTorch checkpoints are zip archives: a file cut short loses its central directory, and
     every member is checked against its CRC, so this reads the file once without unpickling.
     """
     if osp.isdir(path):
-        return None  # a DeepSpeed / FSDP checkpoint folder: its loader checks it
+        return _folder_problem(path)
     if not osp.isfile(path):
         return 'file not found'
     size = osp.getsize(path)
@@ -227,6 +276,37 @@ def checkpoint_problem(path: str) -> Optional[str]:
         return f'unreadable ({type(e).__name__}: {e})'
     if bad is not None:
         return f'corrupt member {bad!r} (CRC mismatch)'
+    return None
+
+
+DS_MODEL_STATES = re.compile(r'^(.*_)?mp_rank_\d+_model_states\.pt$')
+DS_ZERO_SHARD = re.compile(r'^(bf16_)?zero_pp_rank_(?P<rank>\d+)_mp_rank_\d+_optim_states\.pt$')
+
+
+def _folder_problem(path: str) -> Optional[str]:
+    """Why a DeepSpeed checkpoint folder (``epoch_N.pth/``, written by mmengine's
+    ``DeepSpeedStrategy`` with ``tag=epoch_N.pth``) cannot be resumed from, or None.
+
+    DeepSpeed writes its files in place with ``torch.save``: a run killed during its first
+    save left ``epoch_1.pth/`` with a zero-byte file and ``--resume`` failed in it with
+    ``EOFError: Ran out of input``. Every ``.pt`` file must be a complete PyTorch archive, the
+    model states must be there and the ZeRO optimizer shards must have no gap in their ranks.
+    """
+    names = sorted(os.listdir(path))
+    if not names:
+        return 'empty folder'
+    files = [n for n in names if osp.isfile(osp.join(path, n))]
+    if not any(DS_MODEL_STATES.match(n) for n in files):
+        return f'no DeepSpeed model states (*mp_rank_00_model_states.pt) in the folder {names[:5]}'
+    for name in files:
+        if name.endswith('.pt'):
+            problem = checkpoint_problem(osp.join(path, name))
+            if problem is not None:
+                return f'{name}: {problem}'
+    ranks = sorted(int(m.group('rank')) for m in map(DS_ZERO_SHARD.match, files) if m)
+    if ranks and ranks != list(range(ranks[-1] + 1)):
+        missing = sorted(set(range(ranks[-1] + 1)) - set(ranks))
+        return f'ZeRO optimizer shards of rank(s) {missing} missing'
     return None
 
 

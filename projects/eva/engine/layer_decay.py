@@ -36,6 +36,19 @@ class EVALayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         custom_keys (dict): ``{substring: dict(lr_mult=..., decay_mult=...)}`` applied on top.
     """
 
+    KEYS = ('layer_decay_rate', 'no_decay_1d', 'no_decay_keys', 'custom_keys')
+
+    def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg=None):
+        unknown = sorted(set(paramwise_cfg or {}) - set(self.KEYS))
+        if unknown:  # mmengine would ignore them: a typo kept the default silently
+            import difflib
+            hints = '; '.join(f'{k!r}: did you mean {m[0]!r}?' if m else f'{k!r}: unknown'
+                              for k in unknown
+                              for m in [difflib.get_close_matches(k, self.KEYS, n=1)])
+            raise KeyError(f'optim_wrapper.paramwise_cfg: {type(self).__name__} reads '
+                           f'only {list(self.KEYS)}; {hints}')
+        super().__init__(optim_wrapper_cfg, paramwise_cfg)
+
     def add_params(self, params: List[dict], module: nn.Module, prefix: str = '', **kwargs):
         if is_model_wrapper(module):
             module = module.module

@@ -14,6 +14,19 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
     drawing them from any other sampler.
     """
 
+    def __init__(self, runner, dataloader, max_epochs: int, val_begin: int = 1,
+                 val_interval: int = 1, dynamic_intervals=None):
+        super().__init__(runner, dataloader, max_epochs, val_begin, val_interval,
+                         dynamic_intervals)
+        if len(self.dataloader) == 0:  # mmengine: 'epoch_length ... got 0' in the scheduler
+            loader = self.dataloader
+            raise ValueError(
+                f'train_dataloader yields no batch: batch_size {loader.batch_size} with '
+                f'drop_last={getattr(loader.batch_sampler, "drop_last", None)} and '
+                f'{len(loader.dataset)} training sample(s) ({len(loader.sampler)} in this '
+                'process). Use a smaller '
+                'train_dataloader.batch_size or drop_last=False.')
+
     def run_epoch(self) -> None:
         self.runner.call_hook('before_train_epoch')
         self.runner.model.train()
@@ -30,6 +43,12 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
         if skip:
             self.runner.logger.info(f'resuming inside epoch {self._epoch + 1}: skipped its '
                                     f'first {skip} batches, already trained')
+            if not by_index:
+                self.runner.logger.warning(
+                    'the batches of this epoch are the uninterrupted run\'s, but random '
+                    'augmentations drawn from numpy / random may differ from it: wrap the '
+                    'training dataset in EpochSeededDataset (sampler EpochSeededSampler) for an '
+                    'exact mid-epoch resume')
         for idx, data_batch in enumerate(batches, start=skip):
             self.run_iter(idx, data_batch)
         self.runner.call_hook('after_train_epoch')

@@ -1,7 +1,8 @@
 """What ``tools/train.py`` / ``tools/test.py`` add to every config, in one place.
 
-Training: ``FiniteLossHook`` (NaN / inf stops the run), ``TorchRNGStateHook`` (resumed runs draw
-the same random numbers), ``AtomicCheckpointHook`` in place of mmengine's ``CheckpointHook``
+Training: ``WorkDirLockHook`` (one run per work dir), ``FiniteLossHook`` (NaN / inf stops
+the run), ``TorchRNGStateHook`` (resumed runs draw the same random numbers),
+``AtomicCheckpointHook`` in place of mmengine's ``CheckpointHook``
 (crash while saving loses nothing), ``--resume`` without a path falls back past a truncated
 latest checkpoint. Training and testing: ``CheckpointFitHook`` (a checkpoint of another model
 is an error), hook arguments checked against the hooks' signatures before the Runner
@@ -15,6 +16,8 @@ from mmengine.config import Config
 CHECKPOINT_HOOKS = ('CheckpointHook', 'mmengine.CheckpointHook')
 COLLATES = ('default_collate', 'mmengine.default_collate')
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+EPOCH_LOOPS = ('EpochBasedTrainLoop', 'mmengine.EpochBasedTrainLoop')
+COCO_METRICS = ('CocoMetric', 'mmdet.CocoMetric')
 
 
 def _hook_class(type_, scope):
@@ -71,20 +74,72 @@ def check_hook_args(cfg: Config, source: str = 'config') -> None:
                             f'{unknown} ({hints}); arguments: {names}')
 
 
+def _datasets(node):
+    """A dataloader's dataset configs, through wrappers (``dataset=dict(dataset=...)``)."""
+    while isinstance(node, dict):
+        yield node
+        node = node.get('dataset')
+
+
+def _fill_video_num_classes(cfg: Config) -> None:
+    """``CheckedVideoDataset`` checks its labels against ``num_classes``; configs give the
+    number to the head only, so the head's is used where the dataset has none."""
+    head = (cfg.get('model') or {}).get('cls_head') or {}
+    num_classes = head.get('num_classes') if isinstance(head, dict) else None
+    if not num_classes:
+        return
+    for loader in LOADERS:
+        for ds in _datasets((cfg.get(loader) or {}).get('dataset')):
+            if str(ds.get('type', '')).split('.')[-1] == 'CheckedVideoDataset' \
+                    and ds.get('num_classes') is None:
+                ds['num_classes'] = num_classes
+
+
+def _coco_metric_with_zeros(cfg: Config) -> None:
+    """mmdet's ``CocoMetric`` returns no metric at all when no image has a detection
+    (tools/test.py exited 0 with nothing): ``EVACocoMetric`` reports zeros."""
+    for key in ('val_evaluator', 'test_evaluator'):
+        evaluator = cfg.get(key)
+        for metric in evaluator if isinstance(evaluator, (list, tuple)) else [evaluator]:
+            if isinstance(metric, dict) and metric.get('type') in COCO_METRICS:
+                from ..detection import metrics  # noqa: F401  (registers EVACocoMetric)
+                metric['type'] = 'mmdet.EVACocoMetric'
+
+
+def _resumable_epoch_loop(cfg: Config) -> None:
+    """mmengine's ``EpochBasedTrainLoop`` restarts an interrupted epoch from its first batch:
+    resumed from an iteration checkpoint (``checkpoint.by_epoch=False``, as the CLIP configs
+    save), the video and CLIP demos trained 14 iterations instead of 12 with other losses.
+    ``ResumableEpochBasedTrainLoop`` (same arguments) continues at the next batch."""
+    loop = cfg.get('train_cfg')
+    if not isinstance(loop, dict):
+        return
+    if loop.get('type') in EPOCH_LOOPS or ('type' not in loop and loop.get('by_epoch')):
+        loop.pop('by_epoch', None)
+        loop['type'] = 'ResumableEpochBasedTrainLoop'
+
+
 def add_safety(cfg: Config, mode: str, source: str = 'config') -> Config:
     """Add this module's hooks and checks to ``cfg`` for ``mode`` 'train' or 'test'."""
-    from . import checkpoint, hooks, inputs  # noqa: F401  (register the hooks, the collate)
+    from . import checkpoint, classes, hooks, inputs, lock  # noqa: F401  (register the hooks)
     for loader in LOADERS:  # batches of mixed sizes are named
         collate = (cfg.get(loader) or {}).get('collate_fn')
         if isinstance(collate, dict) and collate.get('type') in COLLATES:
             collate['type'] = 'eva_default_collate'
+    _fill_video_num_classes(cfg)
+    _coco_metric_with_zeros(cfg)
     hook_list = list(cfg.get('custom_hooks') or [])
     present = {h.get('type') for h in hook_list if isinstance(h, dict)}
     # tools/test.py: every tensor the checkpoint holds must fit; load_from may swap a head
-    wanted = [dict(type='CheckpointFitHook', strict_shapes=mode == 'test')]
+    # the data's class list must be the checkpoint's (and val's the training set's)
+    wanted = [dict(type='CheckpointFitHook', strict_shapes=mode == 'test'),
+              dict(type='DatasetClassesHook')]
     if mode == 'train':
-        # FiniteLossHook before any user hook reads the outputs; RNG state last
-        wanted += [dict(type='FiniteLossHook'), dict(type='TorchRNGStateHook')]
+        # one run per work dir; FiniteLossHook before any user hook reads the outputs; RNG
+        # state last
+        wanted += [dict(type='WorkDirLockHook'), dict(type='FiniteLossHook'),
+                   dict(type='TorchRNGStateHook')]
+        _resumable_epoch_loop(cfg)
         default_hooks = cfg.get('default_hooks')
         if default_hooks is None:
             cfg.default_hooks = default_hooks = {}

@@ -20,9 +20,12 @@ class CheckedLoadAnnotations(LoadAnnotations):
     def _load_seg_map(self, results: dict) -> None:
         path, img = results.get('seg_map_path'), results.get('img_path')
         try:
+            self._check_stored_values(path, img)
             super()._load_seg_map(results)
         except FileNotFoundError as e:
             raise FileNotFoundError(f'label map not found: {path} (for image {img})') from e
+        except StoredValueError:
+            raise
         except Exception as e:  # pillow: UnidentifiedImageError; cv2: None -> AttributeError
             raise ValueError(f'cannot decode label map {path} (for image {img}): '
                              f'{type(e).__name__}') from e
@@ -31,6 +34,33 @@ class CheckedLoadAnnotations(LoadAnnotations):
             raise ValueError(
                 f'label map {path} is {seg.shape[1]}x{seg.shape[0]} (WxH) but its image {img} '
                 f'is {ori[1]}x{ori[0]}: they must have the same size')
+
+    def _check_stored_values(self, path: str, img: str) -> None:
+        """mmseg casts a label map to uint8 when it loads it, so a 16-bit value 258 became
+        class 2 and 301 became 45 (mIoU 35.09 -> 29.22 on the demo, exit 0). A label map that
+        is not an 8-bit PNG is decoded as stored and must hold values in [0, 255]."""
+        import mmcv
+        import numpy as np
+        from mmengine import fileio
+        data = fileio.get(path, backend_args=self.backend_args)
+        # PNG: bit depth is byte 24 of the IHDR chunk; 8-bit maps (nearly all) need no decode
+        if data[:8] == b'\x89PNG\r\n\x1a\n' and len(data) > 24 and data[24] <= 8:
+            return
+        seg = mmcv.imfrombytes(data, flag='unchanged', backend=self.imdecode_backend)
+        if seg is None or seg.dtype == np.uint8:
+            return  # undecodable: mmseg's own load raises, named below
+        values = np.unique(seg)
+        bad = values[(values < 0) | (values > 255)]
+        if bad.size:
+            raise StoredValueError(
+                f'label map {path} (for image {img}) holds values {bad[:10].tolist()} that a '
+                f'uint8 label cannot hold (stored as {seg.dtype}); mmseg would read them '
+                f'modulo 256 (as {(bad[:10] % 256).tolist()}). Class ids must be 0..255: '
+                'fix the file or map the values.')
+
+
+class StoredValueError(ValueError):
+    """A label map value that does not survive mmseg's cast to uint8."""
 
 
 def check_label_values(data_samples, num_classes: int, ignore_index: int, pad_value=None):

@@ -30,6 +30,27 @@ class EVAEncoderDecoder(EncoderDecoder):
         self._check_labels(data_samples)
         return super().loss(inputs, data_samples)
 
+    def _decode_head_forward_train(self, inputs, data_samples):
+        """A forward pass that produced NaN / inf (fp16 overflow under ``--amp``, a diverged
+        model) reached mmdet's Hungarian matcher and failed in scipy with "matrix contains
+        invalid numeric entries"; every other task stops with a ``FloatingPointError``."""
+        try:
+            return super()._decode_head_forward_train(inputs, data_samples)
+        except ValueError as e:
+            if 'invalid numeric entries' not in str(e):
+                raise
+            from mmengine.logging import MessageHub
+            it = MessageHub.get_current_instance().get_info('iter')
+            where = f'iteration {it + 1}' if isinstance(it, int) else 'this batch'
+            bad = [i for i, x in enumerate(inputs) if not bool(torch.isfinite(x).all())]
+            origin = (f'the backbone features (levels {bad}) hold NaN/inf' if bad else
+                      'the decode head produced NaN/inf from finite backbone features')
+            raise FloatingPointError(
+                f'non-finite predictions at {where}: {origin}, so the Mask2Former matching '
+                f'cost is not finite ({e}). Under --amp the fp16 forward pass overflowed or '
+                'training diverged: lower the learning rate, clip gradients, or use bf16 '
+                '(optim_wrapper.dtype=bfloat16).') from e
+
     def predict(self, inputs, data_samples=None):
         self._check_labels(data_samples)
         return super().predict(inputs, data_samples)

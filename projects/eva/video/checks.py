@@ -30,10 +30,33 @@ class CheckedVideoDataset(VideoDataset):
             raise ValueError(f'{self.ann_file}: blank line(s) {blank[:5]}; every line must be '
                              f'"<video path>{self.delimiter}<label>"')
         try:
-            return super().load_data_list()
+            data_list = super().load_data_list()
         except ValueError as e:
             raise ValueError(f'{self.ann_file}: cannot parse the list ({e}); every line must be '
                              f'"<video path>{self.delimiter}<label>"') from e
+        self._check_labels(data_list)
+        return data_list
+
+    def _check_labels(self, data_list):
+        """Labels must be class ids in ``[0, num_classes)``: a label 9 with 4 classes was
+        counted wrong in testing and failed training with a bare ``IndexError: Target 9 is out
+        of bounds``. ``num_classes`` is the dataset's, which ``add_safety`` fills from the
+        model's ``cls_head`` when the config leaves it out. One entry per line (blank lines
+        are refused above), so entry i is line i + 1."""
+        if not self.num_classes:
+            return
+        bad = []
+        for line, info in enumerate(data_list, start=1):
+            labels = info.get('label')
+            for v in (labels if isinstance(labels, (list, tuple)) else [labels]):
+                if v is None or (int(v) == -1 and not self.multi_class):
+                    continue  # mmaction2's placeholder of a list without labels
+                if not 0 <= int(v) < self.num_classes:
+                    bad.append(f'line {line}: label {int(v)}')
+        if bad:
+            raise ValueError(f'{self.ann_file}: {len(bad)} label(s) outside the '
+                             f'{self.num_classes} classes [0, {self.num_classes}): '
+                             f'{"; ".join(bad[:5])}')
 
 
 @TRANSFORMS.register_module()

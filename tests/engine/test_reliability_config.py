@@ -1,0 +1,75 @@
+"""Config keys nothing reads and values that fail late are named when the Runner is built
+(``--cfg-options`` typos, misspelt sections, mmengine 1.x names, config variables, interval 0,
+non-numeric rates, a training set smaller than one batch)."""
+import pytest
+
+from projects.eva.runner import load_config
+
+CLS = 'configs/demo/eva-cls_vit-tiny-p14_1xb64-80e_digits.py'
+
+
+@pytest.mark.parametrize('option, error, message', [
+    # inside a section whose reader takes a fixed set of keys
+    ('optim_wrapper.paramwise_cfg.layer_decay_rat', KeyError,
+     r"optim_wrapper.paramwise_cfg has no key 'layer_decay_rat' .*did you mean "
+     r"'layer_decay_rate'"),
+    ('optim_wrapper.paramwise_cfg.no_decay_keyz', KeyError,
+     r"paramwise_cfg has no key 'no_decay_keyz' .*did you mean 'no_decay_keys'"),
+    ('env_cfg.cudnn_benchmrk', KeyError,
+     r"env_cfg has no key 'cudnn_benchmrk' .*did you mean 'cudnn_benchmark'"),
+    ('train_cfg.max_epoch', KeyError,
+     r"train_cfg has no key 'max_epoch' .*did you mean 'max_epochs'"),
+    ('model.backbone.drop_path', KeyError,
+     r"model.backbone has no key 'drop_path' .*did you mean 'drop_path_rate'"),
+    # a misspelt section, an mmengine 1.x name, a variable already used by the file
+    ('train_config.max_epochs', KeyError,
+     r"nothing reads the config key 'train_config' \(did you mean 'train_cfg'"),
+    ('optimizer.lr', KeyError,
+     r"nothing reads the config key 'optimizer' \(in this mmengine version it is "
+     r"'optim_wrapper.optimizer'"),
+    ('max_epochs', KeyError,
+     r"'max_epochs' is a variable of .*already used when the config was read; overriding "
+     r"it changes nothing: set train_cfg.max_epochs"),
+    # values that failed late
+    ('train_cfg.val_interval', ValueError,
+     r'train_cfg.val_interval must be a positive integer, got 0'),
+    ('default_hooks.checkpoint.interval', ValueError,
+     r'default_hooks.checkpoint.interval must be a positive integer \(or -1.*got 0'),
+    ('default_hooks.chekpoint.interval', KeyError,
+     r"default_hooks.chekpoint has no type .*did you mean 'checkpoint'"),
+])
+def test_cfg_option_that_nothing_reads_is_named_with_the_closest_key(option, error, message):
+    value = 0 if 'interval' in option else 3
+    with pytest.raises(error, match=message):
+        load_config(CLS, {option: value})
+
+
+def test_non_numeric_drop_path_rate_is_named():
+    with pytest.raises(TypeError, match=r"model.backbone.drop_path_rate must be a number, "
+                                        r"got 'abc' \(str\)"):
+        load_config(CLS, {'model.backbone.drop_path_rate': 'abc'})
+
+
+def test_options_that_are_read_pass():
+    cfg = load_config(CLS, {
+        'optim_wrapper.optimizer.lr': 0.1, 'optim_wrapper.paramwise_cfg.layer_decay_rate': 0.8,
+        'default_hooks.checkpoint.max_keep_ckpts': 1, 'default_hooks.logger.interval': 5,
+        'randomness.seed': 1, 'randomness.diff_rank_seed': True, 'env_cfg.cudnn_benchmark': True,
+        'train_dataloader.batch_size': 2, 'train_dataloader.drop_last': True,
+        'model.backbone.drop_path_rate': 0.2, 'train_cfg.max_epochs': 2,
+        'train_cfg.val_interval': 1, 'load_from': 'x.pth', 'visualizer.name': 'v',
+        'default_hooks.checkpoint.interval': -1, 'work_dir': 'w', 'auto_scale_lr.enable': True})
+    assert cfg.optim_wrapper.paramwise_cfg.layer_decay_rate == 0.8
+    assert cfg.train_cfg.max_epochs == 2
+
+
+def test_typo_in_paramwise_cfg_of_a_config_file_is_named():
+    """Not only --cfg-options: the layer-decay constructor reads four keys and names others."""
+    import torch.nn as nn
+
+    from projects.eva.engine import EVALayerDecayOptimWrapperConstructor
+    with pytest.raises(KeyError, match=r"'layer_decay_rat': did you mean 'layer_decay_rate'"):
+        EVALayerDecayOptimWrapperConstructor(
+            dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3)),
+            dict(layer_decay_rat=0.65))
+    assert nn  # the constructor itself builds nothing here
