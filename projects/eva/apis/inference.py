@@ -62,6 +62,30 @@ def _prebuilt(inferencer_cls, model, cfg, device, **kwargs):
     return Prebuilt(model=cfg, weights=None, device=device, **kwargs)
 
 
+def head_classes(model):
+    """``(number of classes the model predicts, the head that says so)``, or ``(None, None)``
+    (mmpretrain ``head``, mmaction2 ``cls_head``, mmseg ``decode_head``, mmdet ``bbox_head``
+    or the last cascade stage's)."""
+    for name in ('head', 'cls_head', 'decode_head', 'bbox_head', 'roi_head'):
+        head = getattr(model, name, None)
+        if name == 'roi_head' and head is not None:
+            head, name = head.bbox_head, 'roi_head.bbox_head'
+            if isinstance(head, (list, tuple)) or hasattr(head, '__getitem__'):
+                head, name = head[-1], name + '[-1]'
+        if head is not None and isinstance(getattr(head, 'num_classes', None), int):
+            return head.num_classes, f'model.{name}.num_classes'
+    return None, None
+
+
+def _check_class_count(model, classes):
+    """Names given for a model with a fixed head must match its class count."""
+    count, where = head_classes(model)
+    if count is not None and count != len(classes):
+        raise ValueError(f'{len(classes)} class names given (--classes / --classes-file) '
+                         f'but the model predicts {count} classes ({where} = {count}); give '
+                         f'{count} names in the order of its labels')
+
+
 def build_inferencer(config: Union[str, Config], checkpoint: Optional[str] = None,
                      device: Optional[str] = None, classes: Optional[Sequence[str]] = None,
                      templates: Optional[Sequence[str]] = None,
@@ -95,6 +119,8 @@ def build_inferencer(config: Union[str, Config], checkpoint: Optional[str] = Non
     with DefaultScope.overwrite_default_scope(scope):
         model = build_model(cfg, checkpoint, device=device,
                             classes=None if task == 'zero-shot' else classes)
+        if classes is not None and task != 'zero-shot':
+            _check_class_count(model, classes)
         meta = model.dataset_meta
         if task in ('classification', 'zero-shot'):
             from mmpretrain.apis import ImageClassificationInferencer
@@ -256,6 +282,15 @@ def _with_topk_labels(ds, k: int):
     return vis_ds
 
 
+MIN_PICTURE = 224  # short edge at which the upstream visualizers' text is readable
+
+
+def _readable_size(hw) -> Optional[int]:
+    """The short edge to draw a small picture at (the upstream visualizers scale their text
+    with the picture: on a 32 px image it was clipped and unreadable); None keeps it."""
+    return MIN_PICTURE if min(hw) < MIN_PICTURE else None
+
+
 def _visualize(inferencer, task, path, ds, classes, score_thr, opacity, topk=5):
     """The upstream visualizer's drawing of one prediction, as an RGB array (video: frames)."""
     if task == 'video':
@@ -267,8 +302,9 @@ def _visualize(inferencer, task, path, ds, classes, score_thr, opacity, topk=5):
         if vis is None:
             from mmpretrain.visualization import UniversalVisualizer
             vis = inferencer.visualizer = UniversalVisualizer()
-        return vis.visualize_cls(_read_rgb(path), ds, classes=classes, draw_gt=False,
-                                 draw_pred=True, draw_score=True)
+        image = _read_rgb(path)
+        return vis.visualize_cls(image, ds, classes=classes, draw_gt=False, draw_pred=True,
+                                 draw_score=True, resize=_readable_size(image.shape[:2]))
     if task == 'detection':
         return inferencer.visualize([path], [ds], return_vis=True, pred_score_thr=score_thr)[0]
     return inferencer.visualize([path], [ds], return_vis=True, opacity=opacity)[0]
@@ -363,6 +399,9 @@ def run_inference(inferencer, inputs: Union[str, Sequence[str]], out_dir: Option
         raise ValueError('use an inferencer from build_inferencer() (it records the task)')
     if batch_size < 1:
         raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+    from .video_vis import VIDEO_FORMATS
+    if video_format not in VIDEO_FORMATS:
+        raise ValueError(f'video format must be one of {VIDEO_FORMATS}, got {video_format!r}')
     paths = collect_inputs(inputs, task)
     names = output_names(paths)
     classes = _classes_of(inferencer, task)
