@@ -8,7 +8,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 torch.set_num_threads(2)
 
-import projects.eva  # noqa: E402,F401
+from projects.eva import compat  # noqa: E402
+
+compat.apply()  # what tools/*.py and the runner apply
 
 
 @pytest.fixture
@@ -62,4 +64,6 @@ _isolate_module_scope = pytest.fixture(autouse=True, scope='module')(_scopes_and
 
 
 def pytest_configure(config):
-    config.addinivalue_line('markers', 'slow: trains with a Runner (seconds to minutes on CPU)')
+    config.addinivalue_line(
+        'markers', 'slow: trains with a Runner or starts fresh Python processes (seconds to '
+        'minutes on CPU); CI runs them, the inner loop (-m "not slow") does not')
