@@ -14,13 +14,20 @@ TINY02 = dict(embed_dims=48, num_layers=4, num_heads=3, feedforward_channels=64,
 ARCHS = {'eva01': TINY01, 'eva02': TINY02}
 
 
-def randomize(module, scale=0.2, seed=1):
+def randomize(module, scale=0.2, seed=1, only=None):
     """Every tensor off its init value (biases, norms, q/v bias, pos_embed), so no term of the
     computation can hide behind a zero or a one. ``seed=None`` draws from the current RNG
-    state (a test that seeded once for several modules)."""
+    state (a test that seeded once for several modules); ``only(name, tensor)`` picks the
+    parameters (``biases_and_norms``: biases and norms only, the weights keeping their init scale)."""
     if seed is not None:
         torch.manual_seed(seed)
     with torch.no_grad():
-        for p in module.parameters():
-            p.add_(torch.randn_like(p) * scale)
+        for name, p in module.named_parameters():
+            if only is None or only(name, p):
+                p.add_(torch.randn_like(p) * scale)
     return module
+
+
+def biases_and_norms(name, p):
+    """The 1-D parameters: biases, norm weights, q/v bias."""
+    return p.ndim == 1

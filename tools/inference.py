@@ -14,17 +14,24 @@ Zero-shot takes its label set from --classes / --classes-file (one name per line
 prompts from --prompts-file (one template with ``{}`` per line; default: the config's).
 """
 import argparse
+import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import projects.eva  # noqa: E402,F401
+from projects.eva import compat  # noqa: E402
+
+compat.apply()  # the pinned stack's fixes, before mmengine.runner is imported
 from mmengine.config import DictAction  # noqa: E402
 
 from projects.eva.cpu import set_threads  # noqa: E402
 from projects.eva.apis.inference import (build_inferencer, read_lines,  # noqa: E402
                                          run_inference, summary)
+
+
+NO_WEIGHTS = ("no trained weights: the config's initialisation (random unless its init_cfg "
+              'loads some), so the predictions say nothing about the images')
 
 
 def parse_args(argv=None):
@@ -48,6 +55,9 @@ def parse_args(argv=None):
     names.add_argument('--classes-file', help='class names, one per line')
     p.add_argument('--prompts-file', help='zero-shot prompt templates, one per line, with {}')
     p.add_argument('--no-vis', action='store_true', help='write only the JSON files')
+    p.add_argument('--trust-checkpoint', action='store_true',
+                   help='allow a checkpoint that needs full unpickling (runs code from the '
+                   'file: only for files you trust; same as EVA_TRUST_CHECKPOINTS=1)')
     p.add_argument('--fail-fast', action='store_true',
                    help='stop at the first input that cannot be read or predicted (default: '
                    'go on, list the failures at the end and exit with status 1)')
@@ -62,6 +72,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.trust_checkpoint:  # the user's explicit opt-in (projects/eva/loader.py)
+        os.environ['EVA_TRUST_CHECKPOINTS'] = '1'
     classes = None
     if args.classes:
         classes = [c.strip() for c in args.classes.split(',') if c.strip()]
@@ -70,6 +82,10 @@ def main(argv=None):
     templates = read_lines(args.prompts_file) if args.prompts_file else None
     checkpoint = None if args.checkpoint.lower() == 'none' else args.checkpoint
     set_threads(args.threads, 1, args.device)  # the inferencer reads images in-process
+    extra = dict(config=args.config, checkpoint=checkpoint)
+    if checkpoint is None:
+        extra['warning'] = NO_WEIGHTS
+        print(f'warning: checkpoint none: {NO_WEIGHTS}', file=sys.stderr)
     inferencer = build_inferencer(args.config, checkpoint, device=args.device,
                                   classes=classes, templates=templates,
                                   cfg_options=args.cfg_options)
@@ -78,7 +94,7 @@ def main(argv=None):
             inferencer, args.inputs, out_dir=args.out_dir, batch_size=args.batch_size,
             topk=args.topk, score_thr=args.score_thr, opacity=args.opacity,
             visualize=not args.no_vis, video_format=args.video_format,
-            extra=dict(config=args.config, checkpoint=checkpoint), fail_fast=args.fail_fast)
+            extra=extra, fail_fast=args.fail_fast)
     except RuntimeError as e:  # --fail-fast: the first failure, naming its file
         raise SystemExit(f'error: {e}') from e
     result = summary(records)

@@ -112,3 +112,32 @@ def test_corrupt_and_empty_videos_are_named(tmp_path, one_thread):
     assert len(recs) == 6 and sum(e is None for e in errors.values()) == 4
     assert errors['broken.mp4'].startswith(f'{videos}/broken.mp4: cannot decode the video')
     assert errors['empty.mp4'] == f'{videos}/empty.mp4: empty file (0 bytes)'
+
+
+def test_class_count_must_match_the_head(one_thread):
+    """``--classes a,b`` on the demo's 10-class classifier: both numbers named (was an
+    IndexError inside mmpretrain's visualizer)."""
+    import inference as cli
+    with pytest.raises(ValueError, match=r'2 class names given .* but the model predicts 10 '
+                       r'classes \(model.head.num_classes = 10\)'):
+        cli.main([CLS, 'none', 'unused.jpg', '--classes', 'a,b'])
+    det = osp.join(ROOT, 'configs', 'demo', 'eva-det_vit-tiny-p16_cascade-mask-rcnn_shapes-128.py')
+    with pytest.raises(ValueError, match=r'model.roi_head.bbox_head\[-1\].num_classes = 3'):
+        build_inferencer(det, None, device='cpu', classes=['a'])
+
+
+def test_small_picture_and_no_weights_are_marked(tmp_path, capsys, one_thread):
+    """A 32 px photo is drawn at 224 px (the labels scale with the picture); a run without
+    weights warns and says so in every record."""
+    from PIL import Image
+    from sklearn.datasets import load_sample_image
+    small = tmp_path / 'small.png'
+    Image.fromarray(load_sample_image('china.jpg')[100:132, 200:232]).save(small)
+    import inference as cli
+    out = tmp_path / 'out'
+    rec = cli.main([CLS, 'none', str(small), '--out-dir', str(out)])[0]
+    assert Image.open(out / 'vis' / rec['visualization']).size == (224, 224)
+    assert 'no trained weights' in rec['warning']
+    assert 'warning: checkpoint none: no trained weights' in capsys.readouterr().err
+    assert 'no trained weights' in json.loads((out / 'preds' / 'small.json').read_text())[
+        'warning']

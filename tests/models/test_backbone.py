@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from eva02_tiny import ARCHS, TINY02
+from eva02_tiny import ARCHS, TINY02, biases_and_norms, randomize
 
 from projects.eva.models import EVAViT
 from projects.eva.models.eva_vit import apply_rope, rope_2d
@@ -550,10 +550,7 @@ def _explicit_block(blk, x, rope, inner_ln=False):
 @pytest.mark.parametrize('inner_ln', [False, True])
 def test_block_math_matches_the_official_block(inner_ln):
     m = build(tiny02(inner_attn_ln=inner_ln))
-    with torch.no_grad():
-        for n, p in m.named_parameters():  # biases / norms off their init values
-            if p.ndim == 1:
-                p.add_(torch.randn_like(p) * 0.1)
+    randomize(m, 0.1, seed=None, only=biases_and_norms)  # biases / norms off their init values
     x = torch.randn(2, 3, 56, 56)
     with torch.no_grad():
         tokens, grid = m.embed(x)
