@@ -62,4 +62,6 @@ _isolate_module_scope = pytest.fixture(autouse=True, scope='module')(_scopes_and
 
 
 def pytest_configure(config):
-    config.addinivalue_line('markers', 'slow: trains with a Runner (seconds to minutes on CPU)')
+    config.addinivalue_line(
+        'markers', 'slow: trains with a Runner or starts fresh Python processes (seconds to '
+        'minutes on CPU); CI runs them, the inner loop (-m "not slow") does not')

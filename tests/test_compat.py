@@ -108,6 +108,7 @@ def _free_port():
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='the fix is for machines without CUDA')
+@pytest.mark.slow  # starts a fresh Python (imports the whole stack)
 def test_cpu_dist_init_without_cuda():
     """mmengine's pytorch launcher calls ``torch.cuda.set_device`` even for gloo."""
     script = ('import sys; sys.path.insert(0, sys.argv[1]); import projects.eva; '
@@ -120,6 +121,7 @@ def test_cpu_dist_init_without_cuda():
     assert out.returncode == 0 and 'world 1' in out.stdout, out.stderr[-2000:]
 
 
+@pytest.mark.slow  # starts a fresh Python (imports the whole stack)
 def test_deferred_deepspeed_import(tmp_path):
     """mmengine 0.10.7 imports deepspeed with mmengine.runner; with projects.eva it comes
     with the first DeepSpeedStrategy, and on CPU without the JIT-built inference op."""

@@ -6,6 +6,8 @@ import os.path as osp
 import subprocess
 import sys
 
+import pytest
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 SCRIPT = r'''
@@ -58,6 +60,7 @@ print('\n'.join(bad) if bad else 'OK')
 '''
 
 
+@pytest.mark.slow  # starts a fresh Python (imports the whole stack)
 def test_importing_projects_eva_shadows_no_upstream_registry_entry():
     out = subprocess.run([sys.executable, '-c', SCRIPT, ROOT], capture_output=True, text=True,
                          timeout=600, env=dict(os.environ, OMP_NUM_THREADS='1'))

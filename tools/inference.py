@@ -24,7 +24,11 @@ from mmengine.config import DictAction  # noqa: E402
 
 from projects.eva.cpu import set_threads  # noqa: E402
 from projects.eva.apis.inference import (build_inferencer, read_lines,  # noqa: E402
-                                         run_inference)
+                                         run_inference, summary)
+
+
+NO_WEIGHTS = ("no trained weights: the config's initialisation (random unless its init_cfg "
+              'loads some), so the predictions say nothing about the images')
 
 
 def parse_args(argv=None):
@@ -48,6 +52,9 @@ def parse_args(argv=None):
     names.add_argument('--classes-file', help='class names, one per line')
     p.add_argument('--prompts-file', help='zero-shot prompt templates, one per line, with {}')
     p.add_argument('--no-vis', action='store_true', help='write only the JSON files')
+    p.add_argument('--fail-fast', action='store_true',
+                   help='stop at the first input that cannot be read or predicted (default: '
+                   'go on, list the failures at the end and exit with status 1)')
     p.add_argument('--video-format', choices=['gif', 'mp4'], default='gif',
                    help='video pictures as an animated GIF or an .mp4 (as mmaction2\'s demo)')
     p.add_argument('--threads', type=int, default=None,
@@ -67,17 +74,31 @@ def main(argv=None):
     templates = read_lines(args.prompts_file) if args.prompts_file else None
     checkpoint = None if args.checkpoint.lower() == 'none' else args.checkpoint
     set_threads(args.threads, 1, args.device)  # the inferencer reads images in-process
+    extra = dict(config=args.config, checkpoint=checkpoint)
+    if checkpoint is None:
+        extra['warning'] = NO_WEIGHTS
+        print(f'warning: checkpoint none: {NO_WEIGHTS}', file=sys.stderr)
     inferencer = build_inferencer(args.config, checkpoint, device=args.device,
                                   classes=classes, templates=templates,
                                   cfg_options=args.cfg_options)
-    records = run_inference(
-        inferencer, args.inputs, out_dir=args.out_dir, batch_size=args.batch_size,
-        topk=args.topk, score_thr=args.score_thr, opacity=args.opacity,
-        visualize=not args.no_vis, video_format=args.video_format,
-        extra=dict(config=args.config, checkpoint=checkpoint))
-    print(f'{len(records)} {inferencer.eva_task} predictions written to '
+    try:
+        records = run_inference(
+            inferencer, args.inputs, out_dir=args.out_dir, batch_size=args.batch_size,
+            topk=args.topk, score_thr=args.score_thr, opacity=args.opacity,
+            visualize=not args.no_vis, video_format=args.video_format,
+            extra=extra, fail_fast=args.fail_fast)
+    except RuntimeError as e:  # --fail-fast: the first failure, naming its file
+        raise SystemExit(f'error: {e}') from e
+    result = summary(records)
+    print(f'{result["done"]} {inferencer.eva_task} predictions written to '
           f'{osp.join(args.out_dir, "preds")}' +
           ('' if args.no_vis else f' (pictures in {osp.join(args.out_dir, "vis")})'))
+    if result['failed']:
+        print(f'{len(result["failed"])} of {len(records)} inputs failed '
+              f'(also in {osp.join(args.out_dir, "summary.json")}):', file=sys.stderr)
+        for r in result['failed']:
+            print(f'  {r["error"]}', file=sys.stderr)  # names the file and the cause
+        raise SystemExit(1)
     return records
 
 

@@ -23,11 +23,6 @@ model = dict(
     head=dict(num_classes=num_classes, in_channels=1408, loss=dict(label_smooth_val=0.3)))
 optim_wrapper = dict(optimizer=dict(lr=3e-5), paramwise_cfg=dict(layer_decay_rate=0.95))
 max_epochs, warmup_epochs = 10, 2
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-9, by_epoch=True, begin=0, end=warmup_epochs,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min=0., by_epoch=True, begin=warmup_epochs,
-         end=max_epochs, T_max=max_epochs - warmup_epochs, convert_to_iter_based=True),
-]
+param_scheduler = {{_base_.schedules.e10_w2}}
 train_cfg = dict(max_epochs=max_epochs)
 auto_scale_lr = dict(base_batch_size=512, enable=False)

@@ -27,12 +27,7 @@ model = dict(
 optim_wrapper = dict(optimizer=dict(lr=1e-4, betas=(0.9, 0.98), eps=1e-6),
                      paramwise_cfg=dict(layer_decay_rate=0.85))
 max_epochs, warmup_epochs = 60, 15
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-9, by_epoch=True, begin=0, end=warmup_epochs,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min=1e-6, by_epoch=True, begin=warmup_epochs,
-         end=max_epochs, T_max=max_epochs - warmup_epochs, convert_to_iter_based=True),
-]
+param_scheduler = {{_base_.schedules.e60_w15}}
 train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs, _delete_=True)
 custom_hooks = [dict(type='FiniteLossHook')]  # no EMA
 auto_scale_lr = dict(base_batch_size=4096, enable=False)

@@ -20,12 +20,7 @@ model = dict(
     head=dict(num_classes=num_classes, in_channels=768, loss=dict(label_smooth_val=0.1)))
 optim_wrapper = dict(optimizer=dict(lr=3e-4), paramwise_cfg=dict(layer_decay_rate=0.7))
 max_epochs, warmup_epochs = 40, 1
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-9, by_epoch=True, begin=0, end=warmup_epochs,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min=0., by_epoch=True, begin=warmup_epochs,
-         end=max_epochs, T_max=max_epochs - warmup_epochs, convert_to_iter_based=True),
-]
+param_scheduler = {{_base_.schedules.e40_w1}}
 train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs, _delete_=True)
 custom_hooks = [dict(type='FiniteLossHook')]  # no EMA
 default_hooks = dict(checkpoint=dict(save_best=None))

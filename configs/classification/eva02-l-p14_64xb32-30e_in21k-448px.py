@@ -12,10 +12,5 @@ model = dict(
     head=dict(in_channels=1024, loss=dict(label_smooth_val=0.1)))
 optim_wrapper = dict(optimizer=dict(lr=3e-4), paramwise_cfg=dict(layer_decay_rate=0.75))
 max_epochs, warmup_epochs = 30, 1
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-9, by_epoch=True, begin=0, end=warmup_epochs,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min=0., by_epoch=True, begin=warmup_epochs,
-         end=max_epochs, T_max=max_epochs - warmup_epochs, convert_to_iter_based=True),
-]
+param_scheduler = {{_base_.schedules.e30_w1}}
 train_cfg = dict(max_epochs=max_epochs)

@@ -17,10 +17,5 @@ model = dict(
     head=dict(in_channels=192, loss=dict(label_smooth_val=0.1)))
 optim_wrapper = dict(optimizer=dict(lr=2e-4), paramwise_cfg=dict(layer_decay_rate=0.9))
 max_epochs, warmup_epochs = 100, 5
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-9, by_epoch=True, begin=0, end=warmup_epochs,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min=0., by_epoch=True, begin=warmup_epochs,
-         end=max_epochs, T_max=max_epochs - warmup_epochs, convert_to_iter_based=True),
-]
+param_scheduler = {{_base_.schedules.e100_w5}}
 train_cfg = dict(max_epochs=max_epochs)

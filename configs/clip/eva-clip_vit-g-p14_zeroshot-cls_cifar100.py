@@ -4,6 +4,4 @@ _base_ = './_base_/eva-clip_vit-g-p14_zeroshot.py'
 model = dict(classnames='cifar100', templates='openai_cifar')
 test_dataloader = dict(dataset=dict(
     type='CIFAR100', data_root='data/cifar100', split='test',
-    pipeline=[dict(type='ResizeEdge', scale=224, edge='short', backend='pillow',
-                   interpolation='bicubic'),
-              dict(type='CenterCrop', crop_size=224), dict(type='PackInputs')]))
+    pipeline=_base_.image_pipeline[1:]))  # the arrays need no loading

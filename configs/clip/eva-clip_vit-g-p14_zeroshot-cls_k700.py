@@ -3,7 +3,4 @@
 # class names: label_map_k700.txt from mmaction2's tools/data/kinetics/ (one name per line).
 _base_ = './_base_/video_centre_frame.py'
 model = dict(classnames=dict(file='data/kinetics700/label_map_k700.txt'))
-test_dataloader = dict(dataset=dict(
-    type='mmaction.VideoDataset', ann_file='data/kinetics700/kinetics700_val_list_videos.txt',
-    data_prefix=dict(video='data/kinetics700/videos_val'), pipeline={{_base_.video_pipeline}},
-    test_mode=True))
+test_dataloader = dict(dataset=_base_.kinetics_val.k700)

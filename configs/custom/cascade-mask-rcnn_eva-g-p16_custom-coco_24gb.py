@@ -11,10 +11,7 @@ _base_ = './cascade-mask-rcnn_eva-g-p16_custom-coco.py'
 image_size = 1024
 frozen_blocks = 20
 model = dict(
-    data_preprocessor=dict(
-        batch_augments=[dict(type='BatchFixedSizePad', size=(image_size, image_size),
-                             pad_mask=True)],
-        test_pad_size=(image_size, image_size)),
+    data_preprocessor=_base_.lsj.mask1024.pad,
     backbone=dict(img_size=image_size, with_cp=True, frozen_stages=frozen_blocks))
 optim_wrapper = dict(type='AmpOptimWrapper', dtype='bfloat16')
 train_pipeline = {{_base_.lsj.mask1024.train}}  # the recipe's LSJ at image_size

@@ -11,21 +11,32 @@ data_root = 'data/demo/digits56'  # written by tools/demo.py (the classification
 img_size = 56
 data_preprocessor = dict(num_classes=10, mean={{_base_.clip_mean}}, std={{_base_.clip_std}},
                          to_rgb=True)
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='RandomResizedCrop', scale=img_size, crop_ratio_range=(0.7, 1.0),
-         aspect_ratio_range=(0.85, 1.18), backend='pillow', interpolation='bicubic'),
-    dict(type='PackInputs'),
-]
-# the digits are written at 56 px (a no-op for them); other pictures (tools/inference.py on a
-# photo) are brought to the model's input size as in the real configs
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='ResizeEdge', scale=img_size, edge='short', backend='pillow',
-         interpolation='bicubic'),
-    dict(type='CenterCrop', crop_size=img_size),
-    dict(type='PackInputs'),
-]
+
+
+def _digits(size):
+    """(train, test) pipelines at ``size`` px. The digits are written at that size (the test
+    resize is a no-op for them); other pictures (tools/inference.py on a photo) are brought
+    to the model's input size as in the real configs."""
+    train = [
+        dict(type='LoadImageFromFile'),
+        dict(type='RandomResizedCrop', scale=size, crop_ratio_range=(0.7, 1.0),
+             aspect_ratio_range=(0.85, 1.18), backend='pillow', interpolation='bicubic'),
+        dict(type='PackInputs'),
+    ]
+    test = [
+        dict(type='LoadImageFromFile'),
+        dict(type='ResizeEdge', scale=size, edge='short', backend='pillow',
+             interpolation='bicubic'),
+        dict(type='CenterCrop', crop_size=size),
+        dict(type='PackInputs'),
+    ]
+    return dict(train=train, test=test)
+
+
+# the EVA-01 (56 px) and EVA-02 (40 px) demos' sizes: ``{{_base_.digits.<name>}}``
+digits = dict(px56=_digits(56), px40=_digits(40))
+train_pipeline = digits['px56']['train']
+test_pipeline = digits['px56']['test']
 train_dataloader = dict(
     batch_size=64, num_workers=2, persistent_workers=True,
     sampler=dict(type='EpochSeededSampler', shuffle=True),

@@ -47,21 +47,8 @@ model = dict(
 dataset = dict(type='BaseSegDataset', data_root=data_root,
                metainfo=dict(classes=classes, palette=palette),
                img_suffix='.jpg', seg_map_suffix='.png', reduce_zero_label=False)
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='CheckedLoadAnnotations', reduce_zero_label=False),
-    dict(type='RandomResize', scale=(512, 128), ratio_range=(0.5, 2.0), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInputs'),
-]
-eval_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(512, 128), keep_ratio=True),
-    dict(type='CheckedLoadAnnotations', reduce_zero_label=False),
-    dict(type='PackSegInputs'),
-]
+train_pipeline = {{_base_.seg_pipelines.shapes128.train}}
+eval_pipeline = {{_base_.seg_pipelines.shapes128.test}}
 # tools/test.py CONFIG CKPT --tta: 3 scales x flip, logits averaged (mmseg's SegTTAModel)
 tta_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -80,11 +67,9 @@ train_dataloader = dict(
                  data_prefix=dict(img_path='images/training',
                                   seg_map_path='annotations/training')))
 val_dataloader = dict(
-    batch_size=8, num_workers=2, persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(**dataset, pipeline=eval_pipeline,
-                 data_prefix=dict(img_path='images/validation',
-                                  seg_map_path='annotations/validation')))
+    train_dataloader, sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(**dataset, pipeline=eval_pipeline, data_prefix=dict(
+        img_path='images/validation', seg_map_path='annotations/validation')))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
 test_evaluator = val_evaluator
@@ -92,10 +77,7 @@ test_evaluator = val_evaluator
 max_iters = 160
 optim_wrapper = dict(optimizer=dict(lr=1e-3),
                      paramwise_cfg=dict(_delete_=True, layer_decay_rate=0.95, no_decay_1d=True))
-param_scheduler = [  # EVA-01: linear warmup times poly (power 1), both per iteration
-    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=20 + 1),
-    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=0, end=max_iters + 1),
-]
+param_scheduler = {{_base_.schedules.poly160_w20}}  # EVA-01's warmup x poly
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')

@@ -46,12 +46,7 @@ optim_wrapper = dict(
     paramwise_cfg=dict(flat_decay_mult=0.0, custom_keys={
         'pos_embed': dict(decay_mult=0.), 'cls_token': dict(decay_mult=0.)}))
 max_epochs = 8
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-9, by_epoch=True, begin=0, end=1,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=1, end=max_epochs,
-         T_max=max_epochs - 1, convert_to_iter_based=True),
-]
+param_scheduler = {{_base_.schedules.e8_w1}}
 # resumes exactly, also from a mid-epoch (iteration) checkpoint
 train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs)
 default_hooks = dict(logger=dict(type='LoggerHook', interval=4),

@@ -70,12 +70,8 @@ val_dataloader = dict(
     dataset=dict(type='CheckedVideoDataset', ann_file=data_root + '/val_list_videos.txt',
                  data_prefix=dict(video=data_root), metainfo=metainfo, pipeline=val_pipeline,
                  test_mode=True))
-test_dataloader = dict(
-    batch_size=8, num_workers=2, persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='CheckedVideoDataset', ann_file=data_root + '/val_list_videos.txt',
-                 data_prefix=dict(video=data_root), metainfo=metainfo, pipeline=test_pipeline,
-                 test_mode=True))
+test_dataloader = dict(val_dataloader, batch_size=8,  # the val set, multi-view
+                       dataset=dict(val_dataloader['dataset'], pipeline=test_pipeline))
 val_evaluator = dict(type='AccMetric')
 test_evaluator = val_evaluator
 

@@ -8,19 +8,8 @@ _base_ = './eva-cls_vit-tiny-p14_1xb64-80e_digits.py'
 
 data_root = 'data/demo/digits40'  # written by tools/demo.py (the eva02 stage)
 img_size, patch_size = 40, 8
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='RandomResizedCrop', scale=img_size, crop_ratio_range=(0.7, 1.0),
-         aspect_ratio_range=(0.85, 1.18), backend='pillow', interpolation='bicubic'),
-    dict(type='PackInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='ResizeEdge', scale=img_size, edge='short', backend='pillow',
-         interpolation='bicubic'),
-    dict(type='CenterCrop', crop_size=img_size),
-    dict(type='PackInputs'),
-]
+train_pipeline = {{_base_.digits.px40.train}}
+test_pipeline = {{_base_.digits.px40.test}}
 train_dataloader = dict(dataset=dict(dataset=dict(data_root=data_root,
                                                   pipeline=train_pipeline)))
 val_dataloader = dict(dataset=dict(data_root=data_root, pipeline=test_pipeline))
@@ -35,13 +24,7 @@ model = dict(
         init_cfg=None))
 
 max_epochs = 40
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-9, by_epoch=True, begin=0, end=2,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min=1e-6, by_epoch=True, begin=2, end=max_epochs,
-         T_max=max_epochs - 2, convert_to_iter_based=True),
-]
+param_scheduler = [_base_.param_scheduler[0],
+                   dict(_base_.param_scheduler[1], end=max_epochs, T_max=max_epochs - 2)]
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 default_hooks = dict(checkpoint=dict(interval=max_epochs))
-# the same table twice on one machine (README, Demo results): seeded, deterministic kernels
-randomness = dict(seed=0, deterministic=True)

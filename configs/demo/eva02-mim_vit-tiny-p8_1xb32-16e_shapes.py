@@ -45,12 +45,7 @@ optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=2e-3, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.05),
     clip_grad=dict(max_norm=3.0), paramwise_cfg={{_base_.optim_wrapper.paramwise_cfg}})
 max_epochs = 16
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-9, by_epoch=True, begin=0, end=1,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=1, end=max_epochs,
-         T_max=max_epochs - 1, convert_to_iter_based=True),
-]
+param_scheduler = {{_base_.schedules.e16_w1}}
 train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs)
 default_hooks = dict(logger=dict(type='LoggerHook', interval=4),
                      checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=max_epochs,

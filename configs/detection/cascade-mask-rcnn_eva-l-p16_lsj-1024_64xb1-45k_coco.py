@@ -9,10 +9,7 @@ train_size = 1024
 image_size = 1024
 load_from = None
 model = dict(
-    data_preprocessor=dict(
-        test_pad_size=(train_size, train_size),
-        batch_augments=[dict(type='BatchFixedSizePad', size=(train_size, train_size),
-                             pad_mask=True)]),
+    data_preprocessor=_base_.lsj.mask1024.pad,
     backbone=dict(arch='large', img_size=train_size, global_block_indices=(5, 11, 17, 23),
                   drop_path_rate=0.4,
                   init_cfg=dict(checkpoint='checkpoints/eva/eva_l_psz14to16_mm.pth')),

@@ -13,10 +13,7 @@ _base_ = ['./_base_/eva-g_cascade-mask-rcnn_lsj-1280.py', './_base_/lsj-1280_coc
 train_size = 1024
 image_size = 1024
 model = dict(
-    data_preprocessor=dict(
-        batch_augments=[dict(type='BatchFixedSizePad', size=(train_size, train_size),
-                             pad_mask=True)],
-        test_pad_size=(train_size, train_size)),  # square_pad = img_size
+    data_preprocessor=_base_.lsj.mask1024.pad,  # square_pad = img_size
     backbone=dict(
         arch='eva02-base', img_size=train_size, window_size=16,
         global_block_indices=(2, 5, 8, 11), use_rel_pos=False, drop_path_rate=0.1,

@@ -8,10 +8,7 @@ _base_ = './eva02-l-p16_cascade-mask-rcnn_lsj-1024_128xb1-40k_lvis.py'
 train_size = 1536
 image_size = 1536
 model = dict(
-    data_preprocessor=dict(
-        batch_augments=[dict(type='BatchFixedSizePad', size=(train_size, train_size),
-                             pad_mask=True)],
-        test_pad_size=(train_size, train_size)),
+    data_preprocessor=_base_.lsj.mask1536.pad,
     backbone=dict(img_size=train_size, window_size=32,
                   global_block_indices=(2, 5, 8, 11, 14, 17, 20, 23), with_cp=True),
     roi_head=dict(maskness_thresh=0.5),

@@ -7,10 +7,7 @@ _base_ = './eva02-l-p16_cascade-mask-rcnn_lsj-1024_144xb1-60k_coco.py'
 train_size = 1536
 image_size = 1536
 model = dict(
-    data_preprocessor=dict(
-        batch_augments=[dict(type='BatchFixedSizePad', size=(train_size, train_size),
-                             pad_mask=True)],
-        test_pad_size=(train_size, train_size)),
+    data_preprocessor=_base_.lsj.mask1536.pad,
     backbone=dict(img_size=train_size, window_size=32,
                   global_block_indices=(2, 5, 8, 11, 14, 17, 20, 23), with_cp=True),
     test_cfg=dict(rcnn=dict(score_thr=0.0, max_per_img=-1, nms={{_base_.soft_nms}})))

@@ -68,13 +68,7 @@ optim_wrapper = dict(
 
 max_epochs = 150
 warmup_epochs = 2
-param_scheduler = [
-    # linear warmup from (numerically) 0, stepped per iteration
-    dict(type='LinearLR', start_factor=1e-9, by_epoch=True, begin=0, end=warmup_epochs,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=warmup_epochs,
-         end=max_epochs, T_max=max_epochs - warmup_epochs, convert_to_iter_based=True),
-]
+param_scheduler = {{_base_.schedules.e150_w2}}
 train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs)
 auto_scale_lr = dict(base_batch_size=4096, enable=False)
 # an epoch is ~7.3k steps: also keep an iteration checkpoint every 1000 steps

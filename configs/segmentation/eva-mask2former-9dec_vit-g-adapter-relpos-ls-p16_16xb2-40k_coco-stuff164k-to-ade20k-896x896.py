@@ -23,9 +23,6 @@ optim_wrapper = dict(
                                'mask_embed')}))
 max_iters = 40000
 warmup_iters = 1500
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=warmup_iters + 1),
-    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=0, end=max_iters + 1),
-]
+param_scheduler = {{_base_.schedules.poly40k}}
 train_cfg = dict(max_iters=max_iters)
 auto_scale_lr = dict(enable=False, base_batch_size=32)

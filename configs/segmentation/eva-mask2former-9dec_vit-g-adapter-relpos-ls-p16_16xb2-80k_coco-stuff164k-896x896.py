@@ -15,8 +15,5 @@ train_dataloader = dict(batch_size=2)
 optim_wrapper = dict(optimizer=dict(lr=1e-5))
 max_iters = 80000
 warmup_iters = 1500
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=warmup_iters + 1),
-    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=0, end=max_iters + 1),
-]
+param_scheduler = {{_base_.schedules.poly80k}}
 train_cfg = dict(max_iters=max_iters)

@@ -6,35 +6,12 @@ _base_ = ['mmseg::_base_/default_runtime.py', './_base_/eva-mask2former_vit-g-ad
 dataset_type = 'COCOStuffDataset'
 data_root = 'data/coco_stuff164k'  # mmseg layout: images/{train,val}2017, annotations/*_labelTrainIds.png
 crop_size = (896, 896)
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='CheckedLoadAnnotations'),
-    dict(type='RandomResize', scale=(3584, 896), ratio_range=(0.5, 2.0), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInputs'),
-]
-eval_pipeline = [  # short side 896, then a multiple of 32; sliding window in the model
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(3584, 896), keep_ratio=True),
-    dict(type='ResizeToMultiple', size_divisor=32),
-    dict(type='CheckedLoadAnnotations'),
-    dict(type='PackSegInputs'),
-]
+train_pipeline = {{_base_.seg_pipelines.cocostuff896.train}}
+# short side 896, then a multiple of 32; sliding window in the model
+eval_pipeline = {{_base_.seg_pipelines.cocostuff896.test}}
 # --tta: EVA-01's multi-scale + flip test (scales 512..1280 over 896)
 img_ratios = [512 / 896, 640 / 896, 768 / 896, 1.0, 1024 / 896, 1152 / 896, 1280 / 896]
-tta_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='TestTimeAug', transforms=[
-        [dict(type='Resize', scale=(int(3584 * r), int(896 * r)), keep_ratio=True)
-         for r in img_ratios],
-        [dict(type='ResizeToMultiple', size_divisor=32)],
-        [dict(type='RandomFlip', prob=0., direction='horizontal'),
-         dict(type='RandomFlip', prob=1., direction='horizontal')],
-        [dict(type='CheckedLoadAnnotations')],
-        [dict(type='PackSegInputs')]]),
-]
+tta_pipeline = {{_base_.seg_pipelines.cocostuff896.tta}}
 tta_model = dict(type='SegTTAModel')
 
 train_dataloader = dict(
@@ -54,12 +31,7 @@ test_evaluator = val_evaluator
 
 max_iters = 60000
 warmup_iters = 1500
-# mmcv's poly-with-warmup = the product of both schedules from iteration 0 (they chain);
-# mmengine's schedulers reach their end value at `end - 1`, hence the + 1
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=warmup_iters + 1),
-    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=0, end=max_iters + 1),
-]
+param_scheduler = {{_base_.schedules.poly60k}}
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=1000)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')

@@ -15,34 +15,9 @@ model = dict(
 dataset_type = 'ADE20KDataset'
 data_root = 'data/ade/ADEChallengeData2016'
 crop_size = (896, 896)
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='CheckedLoadAnnotations', reduce_zero_label=True),
-    dict(type='RandomResize', scale=(3584, 896), ratio_range=(0.5, 2.0), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInputs'),
-]
-eval_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(3584, 896), keep_ratio=True),
-    dict(type='ResizeToMultiple', size_divisor=32),
-    dict(type='CheckedLoadAnnotations', reduce_zero_label=True),
-    dict(type='PackSegInputs'),
-]
-img_ratios = [512 / 896, 640 / 896, 768 / 896, 1.0, 1024 / 896, 1152 / 896, 1280 / 896]
-tta_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='TestTimeAug', transforms=[
-        [dict(type='Resize', scale=(int(3584 * r), int(896 * r)), keep_ratio=True)
-         for r in img_ratios],
-        [dict(type='ResizeToMultiple', size_divisor=32)],
-        [dict(type='RandomFlip', prob=0., direction='horizontal'),
-         dict(type='RandomFlip', prob=1., direction='horizontal')],
-        [dict(type='CheckedLoadAnnotations', reduce_zero_label=True)],
-        [dict(type='PackSegInputs')]]),
-]
+train_pipeline = {{_base_.seg_pipelines.ade896.train}}
+eval_pipeline = {{_base_.seg_pipelines.ade896.test}}
+tta_pipeline = {{_base_.seg_pipelines.ade896.tta}}
 train_dataloader = dict(
     batch_size=2,
     dataset=dict(_delete_=True, type=dataset_type, data_root=data_root, pipeline=train_pipeline,
@@ -57,9 +32,6 @@ test_dataloader = val_dataloader
 optim_wrapper = dict(optimizer=dict(lr=2.5e-5))
 max_iters = 20000
 warmup_iters = 500
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=warmup_iters + 1),
-    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=0, end=max_iters + 1),
-]
+param_scheduler = {{_base_.schedules.poly20k_w500}}
 train_cfg = dict(max_iters=max_iters)
 auto_scale_lr = dict(enable=False, base_batch_size=64)

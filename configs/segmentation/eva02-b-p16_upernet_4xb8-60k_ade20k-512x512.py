@@ -8,7 +8,8 @@
 # ConvT, identity, max-pool; all D channels): keys `neck.upsample_4x.{0,1,3}` and
 # `neck.upsample_2x.0` for the official `backbone.fpn1.{0,1,3}` and `backbone.fpn2.0`.
 _base_ = ['mmseg::_base_/models/upernet_beit.py', 'mmseg::_base_/datasets/ade20k.py',
-          'mmseg::_base_/default_runtime.py', 'mmseg::_base_/schedules/schedule_80k.py']
+          'mmseg::_base_/default_runtime.py', 'mmseg::_base_/schedules/schedule_80k.py',
+          './_base_/crops_and_schedules.py']
 custom_imports = dict(imports=['projects.eva.segmentation', 'projects.eva.engine'],
                       allow_failed_imports=False)
 
@@ -41,39 +42,15 @@ optim_wrapper = dict(
     constructor='EVALayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(layer_decay_rate=0.85, no_decay_1d=True))
 
-
-def _warmup_poly(iters, warmup=1500):
-    """Linear warmup (ratio 1e-6) times poly (power 1) to 0, per iteration: mmcv's
-    poly-with-warmup (the +1 ends make mmengine's chained schedulers equal it)."""
-    return [dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=warmup + 1),
-            dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=0, end=iters + 1)]
-
-
-schedules = dict(poly60k=_warmup_poly(60000), poly80k=_warmup_poly(80000))
 max_iters = 60000
-param_scheduler = schedules['poly60k']
+param_scheduler = {{_base_.schedules.poly60k}}
 train_cfg = dict(max_iters=max_iters, val_interval=1000)
 default_hooks = dict(checkpoint=dict(interval=1000, max_keep_ckpts=4, save_best='mIoU'))
 auto_scale_lr = dict(enable=False, base_batch_size=32)  # 4 GPUs x 8 images
 
-# ADE20K: Resize (2048, 512) x [0.5, 2], RandomCrop 512 (cat_max 0.75), flip,
-# PhotoMetricDistortion; test (2048, 512) keep-ratio + slide 512 / 341
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='CheckedLoadAnnotations', reduce_zero_label=True),
-    dict(type='RandomResize', scale=(4 * crop_size[0], crop_size[0]), ratio_range=(0.5, 2.0),
-         keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(4 * crop_size[0], crop_size[0]), keep_ratio=True),
-    dict(type='CheckedLoadAnnotations', reduce_zero_label=True),
-    dict(type='PackSegInputs'),
-]
+train_pipeline = {{_base_.seg_pipelines.ade512.train}}
+test_pipeline = {{_base_.seg_pipelines.ade512.test}}
+
 # multi-scale + flip test (`tools/test.py --tta`; the official ms eval): SETR_Resize with
 # ratios 0.5..1.75 sets the short side to max(ratio x 512, 512), the long side unbounded, so
 # ratios below 1 repeat the 1.0 view (kept: they weigh the average as in the official eval)

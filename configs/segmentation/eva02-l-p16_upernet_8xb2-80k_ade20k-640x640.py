@@ -12,22 +12,8 @@ model = dict(
     decode_head=dict(channels=1536),
     auxiliary_head=dict(channels=1536),
     test_cfg=dict(crop_size=crop_size, stride=(426, 426)))
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='CheckedLoadAnnotations', reduce_zero_label=True),
-    dict(type='RandomResize', scale=(4 * crop_size[0], crop_size[0]), ratio_range=(0.5, 2.0),
-         keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(4 * crop_size[0], crop_size[0]), keep_ratio=True),
-    dict(type='CheckedLoadAnnotations', reduce_zero_label=True),
-    dict(type='PackSegInputs'),
-]
+train_pipeline = {{_base_.seg_pipelines.ade640.train}}
+test_pipeline = {{_base_.seg_pipelines.ade640.test}}
 tta_pipeline = None  # no multi-scale number was released for this model
 tta_model = None
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

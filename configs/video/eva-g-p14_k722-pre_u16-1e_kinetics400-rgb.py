@@ -34,12 +34,8 @@ val_dataloader = dict(
     dataset=dict(type='CheckedVideoDataset',
                  ann_file='data/kinetics722/kinetics400_val_list_videos.txt',
                  data_prefix=dict(video='data/'), pipeline=val_pipeline, test_mode=True))
-test_dataloader = dict(
-    batch_size=1, num_workers=8, persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='CheckedVideoDataset',
-                 ann_file='data/kinetics722/kinetics400_val_list_videos.txt',
-                 data_prefix=dict(video='data/'), pipeline=test_pipeline, test_mode=True))
+test_dataloader = dict(val_dataloader,  # the val set, multi-view
+                       dataset=dict(val_dataloader['dataset'], pipeline=test_pipeline))
 
 max_epochs = 1
 optim_wrapper = dict(optimizer=dict(lr=1e-6), accumulative_counts=4,

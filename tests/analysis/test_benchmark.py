@@ -176,6 +176,7 @@ def _measure_small_step_after_big_peak():
 
 
 @pytest.mark.skipif(not osp.exists('/proc/self/clear_refs'), reason='Linux only')
+@pytest.mark.slow  # starts a fresh Python (imports the whole stack)
 def test_extra_peak_rss_ignores_earlier_peaks():
     """The memory benchmark measured 5471 MiB for a 493 MiB step: ru_maxrss remembered the
     parent's RSS across exec. The high-water mark is now reset before the step, in-process

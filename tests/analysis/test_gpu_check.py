@@ -62,9 +62,10 @@ def test_gpu_check_dry_run_writes_one_table(tmp_path, one_thread):
 
 
 def test_correctness_fails_on_a_wrong_bf16_kernel(monkeypatch, tmp_path, one_thread):
-    """An attention kernel that is off by 10 % under bf16 only: the fp32 row passes, the
-    bf16 row is a FAIL (the check can fail). The fold case: its bf16 attention goes through
-    SDPA on CPU too (EVA-01's runs in fp32, EVA-02's short CPU bf16 path is explicit)."""
+    """An attention kernel off by 10 % under bf16 in the device run only (the CPU runs, the
+    reference and the bf16 yardstick, keep the right kernel): the fp32 row passes, the bf16
+    row is a FAIL (the check can fail). The fold case: its bf16 attention goes through SDPA on
+    CPU too (EVA-01's runs in fp32, EVA-02's short CPU bf16 path is explicit)."""
     mod = _gpu_check()
     import torch.nn.functional as F
     sdpa = F.scaled_dot_product_attention
@@ -72,7 +73,15 @@ def test_correctness_fails_on_a_wrong_bf16_kernel(monkeypatch, tmp_path, one_thr
     def wrong_in_bf16(q, *args, **kwargs):
         out = sdpa(q, *args, **kwargs)
         return out * 1.1 if q.dtype == torch.bfloat16 else out
-    monkeypatch.setattr(F, 'scaled_dot_product_attention', wrong_in_bf16)
+    fwd_bwd = mod.fwd_bwd
+
+    def device_run_with_wrong_kernel(*args, record=False, **kwargs):
+        if not record:  # the CPU reference / yardstick runs
+            return fwd_bwd(*args, record=record, **kwargs)
+        with monkeypatch.context() as m:
+            m.setattr(F, 'scaled_dot_product_attention', wrong_in_bf16)
+            return fwd_bwd(*args, record=record, **kwargs)
+    monkeypatch.setattr(mod, 'fwd_bwd', device_run_with_wrong_kernel)
     case = [c for c in mod.correctness_cases(True) if 'fold' in c[0]][0]
     monkeypatch.setattr(mod, 'correctness_cases', lambda dry: [case])
     table = mod.Table(str(tmp_path / 't.md'), [])
@@ -81,8 +90,19 @@ def test_correctness_fails_on_a_wrong_bf16_kernel(monkeypatch, tmp_path, one_thr
     args = mod.parse_args(['--dry-run'])
     mod.correctness_section(args, 'cpu', table, clock)
     fp32, bf16 = table.rows
-    assert 'fp32 vs CPU fp32' in fp32 and '| pass |' in fp32
+    assert 'fp32 vs CPU fp32' in fp32 and '| pass |' in fp32, fp32
     assert 'bf16 vs CPU fp32' in bf16 and '| FAIL |' in bf16, bf16
+
+
+def test_bf16_limit_is_per_tensor():
+    mod = _gpu_check()
+    cpu = {'output': 0.01, 'blocks.0.norm1.bias': 0.2}
+    ok = {'output': 0.02, 'blocks.0.norm1.bias': 0.5}  # within 3 x CPU + 0.02 each
+    assert mod.judge(ok, 'bf16', cpu)[0] == 'pass'
+    bad = {'output': 0.06, 'blocks.0.norm1.bias': 0.1}  # output over 3 x 0.01 + 0.02
+    assert mod.judge(bad, 'bf16', cpu)[:2] == ('FAIL', 'output')
+    assert mod.judge({'output': 2e-4}, 'fp32')[0] == 'FAIL'
+    assert mod.judge({'output': 5e-5}, 'fp32')[0] == 'pass'
 
 
 def test_guards_turn_errors_and_timeouts_into_rows(tmp_path):
@@ -105,14 +125,15 @@ def test_guards_turn_errors_and_timeouts_into_rows(tmp_path):
            'error |  |' in text
     assert '| speed | too slow |  | CaseTimeout: over the 2 s left in the speed budget |' in text
     assert '| speed | after the budget |  | not run |  | skipped |' in text
-    assert '| speed | estimated too long |  | not run |  | skipped | estimated 10 s > 0 s left' in text
+    assert ('| speed | estimated too long |  | not run |  | skipped | estimated 10 s > 0 s '
+            'left') in text
 
 
 def test_clock_shares_what_is_left():
     mod = _gpu_check()
     clock = mod.Clock(100, ['correctness', 'memory'])
-    first = clock.start('correctness')  # 0.2 / (0.2 + 0.3) of 100 s
-    assert 39 < first <= 40
+    first = clock.start('correctness')  # 0.25 / (0.25 + 0.3) of 100 s
+    assert 45 < first <= 45.5
     clock.section_end = time.monotonic()  # correctness finished early: memory gets the rest
     assert 99 < clock.start('memory') <= 100
 

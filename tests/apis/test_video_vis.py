@@ -65,7 +65,8 @@ def test_top_k_labels_are_drawn(inferencer, red_video, tmp_path, one_thread):
     a = draw_video(inferencer.visualizer, red_video, ds, 1, ['left', 'right', 'up', 'down'])
     b = draw_video(inferencer.visualizer, red_video, ds, 1, ['l', 'a much longer name', 'u',
                                                             'd'])
-    assert a.shape == (8, 96, 128, 3) and (a != b).any()
+    # a 96 x 128 video is drawn at 224 x 299: its labels scale with the frame
+    assert a.shape == (8, 224, 299, 3) and (a != b).any()
 
 
 def test_mp4_output(inferencer, red_video, tmp_path, one_thread):
@@ -73,7 +74,7 @@ def test_mp4_output(inferencer, red_video, tmp_path, one_thread):
     assert path.endswith('.mp4')
     import decord
     frames = decord.VideoReader(path).get_batch(list(range(8))).asnumpy()  # RGB
-    assert frames.shape == (8, 96, 128, 3)
+    assert frames.shape == (8, 224, 298, 3)  # drawn at 224 x 299, cut to even for mp4v
     corner = frames[3][-10:, :10].reshape(-1, 3).mean(0)
     assert corner[0] > 180 and corner[2] < 80, f'red came out as {corner}'
     with pytest.raises(ValueError, match="one of \\('gif', 'mp4'\\)"):

@@ -6,7 +6,7 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.config import Config
+from parsed_configs import parsed_config
 from mmengine.registry import DefaultScope, MODELS
 from mmengine.utils import import_modules_from_strings
 
@@ -50,7 +50,7 @@ def _point_class_freq_at(cfg, path):
 @pytest.mark.parametrize('name', CONFIGS)
 def test_config_parses_and_builds(name, tmp_path):
     path = osp.join(ROOT, 'configs', name)
-    cfg = Config.fromfile(path)
+    cfg = parsed_config(name)
     check_top_level_keys(cfg, path)
     if cfg.get('custom_imports'):
         import_modules_from_strings(**cfg.custom_imports)
@@ -78,7 +78,7 @@ def test_config_parses_and_builds(name, tmp_path):
 
 # ------------------------------------------------------------------ recipes = EVA-01's numbers
 def _cfg(name):
-    return Config.fromfile(osp.join(ROOT, 'configs', name))
+    return parsed_config(name)
 
 
 def _schedule(cfg):

@@ -1,41 +1,50 @@
-"""The classification IN-1K data / fine-tuning bases and the custom detection preset that
-inherits the recipe's LSJ: moving repeated definitions into bases left every config's merged
-dict as it was. The snapshot holds ``Config.fromfile(...).to_dict()`` of a representative set
-of the configs the move touched, taken at 215dc9c (before it); all of them (and every other
-config) were compared key by key once when the bases landed.
+"""Moving repeated definitions into bases (and factories) leaves every config's merged dict as
+it was. The snapshot holds ``Config.fromfile(...).to_dict()`` of EVERY config under
+``configs/`` (bases excluded: they are compared through their children), taken at the commit
+in its name, before the moves; the model is built from ``cfg.model`` alone (MODELS.build), so
+an equal dict builds the same model. Tuples are kept apart from lists (``{"__tuple__": ...}``)
+so a ``(1024, 1024)`` that became ``[1024, 1024]`` counts as a change.
 
-Differences that are not changes, and so are normalised away here:
-* ``in1k_pipelines``: the new base's table of every recipe's pipelines (a top-level variable
-  the Runner ignores, as detection's ``lsj`` and video's ``video_pipelines``);
-* ``rrc_scale`` (dropped from the snapshot): a variable of the old EVA-02 base no pipeline read
-  after its children spelled their crops out (the IN-21K configs carried (0.08, 1) there while
-  cropping (0.2, 1));
-* the 24 GB preset's ``LoadImageFromFile`` now carries the recipe's ``backend_args=None``,
-  mmcv's default.
-
-A deliberate recipe change shows up here: update the snapshot entry by hand with the reason.
+A deliberate recipe change shows up here: regenerate the snapshot with
+``python tests/configs/test_configs_bases.py`` and say why in the commit.
 """
+import glob
 import json
 import os.path as osp
+import subprocess
+import sys
 
 import pytest
 from mmengine.config import Config
 
+try:
+    from parsed_configs import parsed_config
+except ImportError:  # run as a script (writing the snapshot): tests/ is not on sys.path
+    parsed_config = None
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-SNAPSHOT = osp.join(ROOT, 'tests', 'snapshots', 'configs_215dc9c.json')
-with open(SNAPSHOT) as f:
-    OLD = json.load(f)
+SNAPSHOTS = sorted(glob.glob(osp.join(ROOT, 'tests', 'snapshots', 'configs_*.json')))
+CONFIGS = sorted(
+    osp.relpath(p, osp.join(ROOT, 'configs'))
+    for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True)
+    if '_base_' not in p and not osp.basename(p).startswith('_'))
 
 
-def _plain(cfg_dict):
-    """JSON round trip: tuples become lists, as in the snapshot."""
-    return json.loads(json.dumps(cfg_dict, sort_keys=True))
+def _plain(value):
+    """JSON-ready and exact: dict keys sorted by json, tuples tagged."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return {'__tuple__': [_plain(v) for v in value]}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
-def _drop_default_backend_args(pipeline):
-    for t in pipeline:
-        if t.get('type') == 'LoadImageFromFile' and t.get('backend_args', 0) is None:
-            del t['backend_args']
+def merged(name, parse=None):
+    """The config's merged dict, JSON-plain; ``parse``: the session's parsed-config cache."""
+    cfg = (parse or (lambda n: Config.fromfile(osp.join(ROOT, 'configs', n))))(name)
+    return json.loads(json.dumps(_plain(cfg.to_dict()), sort_keys=True))
 
 
 def _differences(old, new, path=''):
@@ -50,26 +59,40 @@ def _differences(old, new, path=''):
                 out += _differences(old[key], new[key], f'{path}.{key}')
         return out
     if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
-        return [d for i, (a, b) in enumerate(zip(old, new)) for d in _differences(a, b, f'{path}[{i}]')]
+        return [d for i, (a, b) in enumerate(zip(old, new))
+                for d in _differences(a, b, f'{path}[{i}]')]
     return [] if old == new else [f'{path}: {old!r} -> {new!r}'[:200]]
+
+
+assert len(SNAPSHOTS) == 1, SNAPSHOTS  # one snapshot: the latest refactor's
+with open(SNAPSHOTS[0]) as f:
+    OLD = json.load(f)
+# Top-level tables of per-size / per-recipe entries that configs pick from with
+# ``{{_base_.<table>.<entry>}}`` (as detection's ``lsj``): a variable no Runner reads, so a
+# base may add one or add entries to one; what the configs picked is compared with the rest.
+TABLES = {'lsj', 'schedules', 'seg_pipelines', 'lvis', 'o365', 'digits', 'kinetics_val'}
+
+
+def test_snapshot_covers_every_config_it_predates():
+    """Every config of the snapshot's commit is still there (a config added later has nothing
+    to be compared with; test_configs.py builds it)."""
+    assert set(OLD) <= set(CONFIGS), sorted(set(OLD) - set(CONFIGS))
+    assert len(OLD) >= 137
 
 
 @pytest.mark.parametrize('name', sorted(OLD))
 def test_config_builds_the_dict_it_built_before_the_bases(name):
-    new = _plain(Config.fromfile(osp.join(ROOT, 'configs', name)).to_dict())
-    new.pop('in1k_pipelines', None)
-    if name.endswith('_24gb.py'):
-        for key in ('train_pipeline', 'test_pipeline'):
-            _drop_default_backend_args(new[key])
-        for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-            _drop_default_backend_args(new[key]['dataset']['pipeline'])
-    assert _differences(OLD[name], new) == []
+    old, new = dict(OLD[name]), merged(name, parsed_config)
+    for key in TABLES:
+        assert isinstance(new.get(key, {}), dict), (name, key)  # a table, nothing else
+        old.pop(key, None), new.pop(key, None)
+    assert _differences(old, new) == []
 
 
 CLS_CONFIGS = sorted(
     osp.relpath(p, osp.join(ROOT, 'configs'))
-    for p in __import__('glob').glob(osp.join(ROOT, 'configs', 'classification', '**', '*.py'),
-                                     recursive=True)
+    for p in glob.glob(osp.join(ROOT, 'configs', 'classification', '**', '*.py'),
+                              recursive=True)
     if '_base_' not in p)
 
 
@@ -82,7 +105,7 @@ def _sizes(pipeline):
 def test_classification_pipelines_are_at_the_backbone_size(name):
     """A recipe picks its pipelines from ``in1k_pipelines`` by name: the picked ones crop and
     resize to the size the backbone is built for (its pos-embed / RoPE grid)."""
-    cfg = Config.fromfile(osp.join(ROOT, 'configs', name))
+    cfg = parsed_config(name)
     size = cfg.model.backbone.img_size
     assert cfg.img_size == size, name
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
@@ -90,3 +113,14 @@ def test_classification_pipelines_are_at_the_backbone_size(name):
             pipeline = cfg[key].dataset.pipeline
             assert pipeline, (name, key)
             assert _sizes(pipeline) == {size}, (name, key, _sizes(pipeline))
+
+
+if __name__ == '__main__':  # write the snapshot of the tree as it is now
+    # the commit the tree is at (or the one it was exported from: an argument)
+    sha = sys.argv[1] if len(sys.argv) > 1 else subprocess.check_output(
+        ['git', '-C', ROOT, 'rev-parse', '--short=7', 'HEAD'], text=True).strip()
+    out = osp.join(ROOT, 'tests', 'snapshots', f'configs_{sha}.json')
+    sys.path.insert(0, ROOT)
+    with open(out, 'w') as f:
+        json.dump({name: merged(name) for name in CONFIGS}, f, sort_keys=True, indent=0)
+    print(out, len(CONFIGS))

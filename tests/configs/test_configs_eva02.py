@@ -2,14 +2,14 @@
 import os.path as osp
 
 import pytest
-from mmengine.config import Config
+from parsed_configs import parsed_config
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CLS = 'classification/'
 
 
 def _cfg(name):
-    return Config.fromfile(osp.join(ROOT, 'configs', name))
+    return parsed_config(name)
 
 
 # name, arch, res, total batch, epochs, warmup, lr, lrd, dpr, smoothing, rrc min, EMA, classes

@@ -5,7 +5,7 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.config import Config
+from parsed_configs import parsed_config
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DET = 'detection/'
@@ -13,7 +13,7 @@ SEG = 'segmentation/'
 
 
 def _cfg(name):
-    return Config.fromfile(osp.join(ROOT, 'configs', name))
+    return parsed_config(name)
 
 
 # ------------------------------------------------------------------ detection (section 6)

@@ -1,23 +1,34 @@
-"""Every released image-backbone format converts, every tensor lands; numerics match timm and
-mmpretrain's BEiTViT."""
+"""The converters (projects/eva/converters), one registry for both generations.
+
+EVA-01: every released image-backbone format converts, every tensor lands; numerics match timm and
+mmpretrain's BEiTViT.
+
+EVA-02: the official EVA-02 files (MIM ``eva02_*_pt_*_p14`` / ``_p14to16``, classification with EMA,
+detectron2 det, mmseg UperNet seg), written here key by key from their documented layouts
+(../shared/docs/eva02_reference.md section 9) at tiny widths, convert and load strictly into
+our models; the MIM and classification files give timm's eva02 numbers (timm reads the same
+files with its own ``checkpoint_filter_fn``). Also: safetensors files, format names and
+look-alikes that are refused."""
 import os
 import os.path as osp
 import subprocess
 import sys
 
 import pytest
+import timm
 import torch
 import torch.nn.functional as F
+from eva02_tiny import randomize
 from mmpretrain.registry import MODELS
 
 import projects.eva.classification  # noqa: F401
 import projects.eva.pretrain  # noqa: F401
-from projects.eva.converters import convert_checkpoint, detect_format, get_format
+from projects.eva.converters import convert_checkpoint, detect_format, format_names, get_format
 from projects.eva.models import CLIPVisionTower, EVAViT
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # helpers of other test folders (tests/ holds no packages; site-packages has a ``tests``)
-sys.path[:0] = [osp.join(ROOT, 'tests', d) for d in ('video', )]
+sys.path[:0] = [osp.join(ROOT, 'tests', d) for d in ('video', 'detection')]
 ARCH = dict(embed_dims=48, num_layers=2, num_heads=3, feedforward_channels=131)
 
 
@@ -150,6 +161,7 @@ def test_unknown_and_partial_formats_fail_clearly(tmp_path):
         convert_checkpoint(str(tmp_path / 'missing.pt'))
 
 
+@pytest.mark.slow  # a fresh Python imports the whole stack; run_cli covers main() in-process
 def test_cli_writes_loadable_file(tmp_path):
     sd = vit_state_dict()
     sd.update(**{'fc_norm.weight': torch.randn(48), 'fc_norm.bias': torch.randn(48),
@@ -171,9 +183,7 @@ def _timm_eva(num_classes, global_pool):
     torch.manual_seed(0)
     m = Eva(img_size=56, patch_size=14, embed_dim=48, depth=2, num_heads=3,
             mlp_ratio=131 / 48, num_classes=num_classes, global_pool=global_pool)
-    with torch.no_grad():  # non-trivial values everywhere (timm zero-inits some)
-        for p in m.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
+    randomize(m, 0.05, seed=None)  # non-trivial values everywhere (timm zero-inits some)
     return m.eval()
 
 
@@ -211,9 +221,7 @@ def test_mmpretrain_beit_eva_parity(tmp_path):
                       layer_scale_init_value=0.0, use_abs_pos_emb=True, use_rel_pos_bias=False,
                       use_shared_rel_pos_bias=False, out_type='avg_featmap'),
         head=dict(type='LinearClsHead', num_classes=5, in_channels=48))).eval()
-    with torch.no_grad():
-        for p in beit.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
+    randomize(beit, 0.05, seed=None)
     src = save({'state_dict': beit.state_dict(), 'meta': {}}, tmp_path / 'beit-g-p14.pth')
     out = convert_checkpoint(src)
     assert out['meta']['source_format'] == 'mmpretrain-beit-eva'
@@ -550,3 +558,399 @@ def test_cli_output_has_the_users_umask(tmp_path, umask, mode):
     finally:
         os.umask(old)
     assert oct(os.stat(tmp_path / 'out.pth').st_mode & 0o777) == oct(mode)
+
+
+# ================================================================ EVA-02
+TOL = dict(rtol=1e-5, atol=1e-5)
+DIM, HEADS, HIDDEN = 64, 2, 170  # int(64 * 4 * 2/3); head dim 32 (RoPE needs % 4)
+
+
+def arch(split: bool) -> dict:
+    """EVA-02 B/L (split q/k/v, sub-LN SwiGLU) or Ti/S (fused) at reduced width."""
+    if split:
+        return dict(embed_dims=DIM, num_layers=2, num_heads=HEADS, feedforward_channels=HIDDEN,
+                    mlp_type='swiglu', sub_ln=True, rope=True)
+    return dict(embed_dims=DIM, num_layers=2, num_heads=HEADS, feedforward_channels=HIDDEN,
+                mlp_type='swiglu_fused', rope=True)
+
+
+def official_vit(split=True, grid=4, patch=14, cls=True, depth=2, seed=0, rope=('rope', )):
+    """An asuka / det / seg EVA-02 ViT state dict: names and shapes as documented (not read
+    off our model), with the persistent RoPE buffers (top level ``rope`` and per block
+    ``attn.rope``; the det ViT names its ``rope_win`` / ``rope_glb``)."""
+    g = torch.Generator().manual_seed(seed)
+
+    def r(*shape, base=0.):
+        return base + torch.randn(*shape, generator=g) * 0.1
+
+    d, h, hd = DIM, HIDDEN, DIM // HEADS
+    sd = {'patch_embed.proj.weight': r(d, 3, patch, patch), 'patch_embed.proj.bias': r(d),
+          'pos_embed': r(1, int(cls) + grid * grid, d)}
+    if cls:
+        sd['cls_token'] = r(1, 1, d)
+    for name in rope:
+        sd.update({f'{name}.freqs_cos': r(16, 16, hd), f'{name}.freqs_sin': r(16, 16, hd)})
+    for i in range(depth):
+        p = f'blocks.{i}.'
+        sd.update({p + 'norm1.weight': r(d, base=1), p + 'norm1.bias': r(d),
+                   p + 'norm2.weight': r(d, base=1), p + 'norm2.bias': r(d),
+                   p + 'attn.q_bias': r(d), p + 'attn.v_bias': r(d),
+                   p + 'attn.proj.weight': r(d, d), p + 'attn.proj.bias': r(d),
+                   p + 'attn.rope.freqs_cos': r(16, 16, hd),
+                   p + 'attn.rope.freqs_sin': r(16, 16, hd)})
+        if split:
+            sd.update({p + 'attn.q_proj.weight': r(d, d), p + 'attn.k_proj.weight': r(d, d),
+                       p + 'attn.v_proj.weight': r(d, d),
+                       p + 'mlp.w1.weight': r(h, d), p + 'mlp.w1.bias': r(h),
+                       p + 'mlp.w2.weight': r(h, d), p + 'mlp.w2.bias': r(h),
+                       p + 'mlp.ffn_ln.weight': r(h, base=1), p + 'mlp.ffn_ln.bias': r(h),
+                       p + 'mlp.w3.weight': r(d, h), p + 'mlp.w3.bias': r(d)})
+        else:
+            sd.update({p + 'attn.qkv.weight': r(3 * d, d),
+                       p + 'mlp.w12.weight': r(2 * h, d), p + 'mlp.w12.bias': r(2 * h),
+                       p + 'mlp.w3.weight': r(d, h), p + 'mlp.w3.bias': r(d)})
+    return sd
+
+
+def mim_state_dict(split=True, **kw):
+    g = torch.Generator().manual_seed(7)
+    sd = official_vit(split, **kw)
+    sd.update({'mask_token': torch.randn(1, 1, DIM, generator=g),
+               'norm.weight': 1 + 0.1 * torch.randn(DIM, generator=g),
+               'norm.bias': 0.1 * torch.randn(DIM, generator=g),
+               'lm_head.weight': 0.1 * torch.randn(32, DIM, generator=g),  # 1024 in the release
+               'lm_head.bias': 0.1 * torch.randn(32, generator=g)})
+    return sd
+
+
+def cls_state_dict(split=True, classes=5, seed=0, **kw):
+    g = torch.Generator().manual_seed(seed + 11)
+    sd = official_vit(split, seed=seed, **kw)
+    sd.update({'fc_norm.weight': 1 + 0.1 * torch.randn(DIM, generator=g),
+               'fc_norm.bias': 0.1 * torch.randn(DIM, generator=g),
+               'head.weight': 0.1 * torch.randn(classes, DIM, generator=g),
+               'head.bias': 0.1 * torch.randn(classes, generator=g)})
+    return sd
+
+
+def n_rope(sd):
+    return sum('rope' in k for k in sd)
+
+
+def deepspeed_container(sd, **client_state):
+    """What DeepSpeed's ``save_checkpoint`` writes (asuka's MIM and classification runs):
+    the weights under ``module`` beside the engine's own state and the client state."""
+    import collections
+    shapes = collections.OrderedDict((k, v.shape) for k, v in sd.items())
+    return dict(module=sd, buffer_names=[], optimizer=None, param_shapes=[shapes],
+                frozen_param_shapes=None, shared_params={}, frozen_param_fragments=None,
+                lr_scheduler=None, data_sampler=None, random_ltd=None,
+                sparse_tensor_module_names=set(), skipped_steps=0, global_steps=1000,
+                global_samples=2048000, dp_world_size=64, mp_world_size=1,
+                ds_config={'train_batch_size': 2048, 'fp16': {'enabled': True}},
+                ds_version='0.8.0', **client_state)
+
+
+def timm_eva02(split, img_size=56, **kw):
+    name = 'eva02_base_patch14_224' if split else 'eva02_tiny_patch14_224'
+    return timm.create_model(name, pretrained=False, img_size=img_size, depth=2, embed_dim=DIM,
+                             num_heads=HEADS, **kw).eval()
+
+
+def mim_model(split, img_size=56, patch_size=14):
+    return MODELS.build(dict(
+        type='EVAMIM',
+        backbone=dict(type='EVAViT', arch=arch(split), img_size=img_size, patch_size=patch_size,
+                      out_type='raw', final_norm=True, with_mask_token=True),
+        head=dict(type='EVAMIMHead', in_channels=DIM, out_channels=32),
+        teacher=CLIPVisionTower(arch=dict(width=16, layers=1, heads=2, patch_size=14,
+                                          image_size=img_size, output_dim=32)))).eval()
+
+
+def classifier02(split, img_size=56, classes=5):
+    return MODELS.build(dict(
+        type='ImageClassifier',
+        backbone=dict(type='EVAViT', arch=arch(split), img_size=img_size, patch_size=14,
+                      out_type='avg_featmap', final_norm=False),
+        head=dict(type='EVAClsHead', num_classes=classes, in_channels=DIM))).eval()
+
+
+# ---------------------------------------------------------------- MIM
+@pytest.mark.parametrize('split', [True, False], ids=['B-L', 'Ti-S'])
+def test_official_mim_file_converts_and_matches_timm(tmp_path, split):
+    """``eva02_{B,L}_pt_*_p14.pt`` (split q/k/v + sub-LN) and ``eva02_{Ti,S}_pt_in21k_p14.pt``
+    (fused): DeepSpeed ``module``, fp16. -> EVAMIM strictly (mask token, final norm, lm_head
+    as EVA-01's MIM), RoPE buffers dropped and said so; the encoder equals timm's eva02 fed
+    the same file through timm's own checkpoint_filter_fn (which moves MIM's norm to its
+    fc_norm)."""
+    from timm.models.eva import checkpoint_filter_fn
+    sd = {k: v.half() for k, v in mim_state_dict(split).items()}
+    src = save(deepspeed_container(sd, epoch=149), tmp_path / 'eva02_pt_p14.pt')
+    out = convert_checkpoint(src)
+    assert out['meta']['source_format'] == 'eva02-mim'
+    assert out['meta']['weights'] == 'module'
+    conv = out['state_dict']
+    assert len(conv) == len(sd) - n_rope(sd) and not any('rope' in k for k in conv)
+    assert list(out['meta']['dropped']) == [f'{n_rope(sd)} RoPE tables (*rope*.freqs_cos/sin)']
+    ours = mim_model(split)
+    ours.load_state_dict(conv, strict=True)
+    torch.testing.assert_close(ours.head.lm_head.weight, sd['lm_head.weight'].float())
+    torch.testing.assert_close(ours.backbone.mask_token, sd['mask_token'].float())
+    ref = timm_eva02(split, num_classes=0)
+    ref.load_state_dict(checkpoint_filter_fn({k: v.float() for k, v in sd.items()}, ref))
+    x = torch.randn(2, 3, 56, 56)
+    with torch.no_grad():
+        torch.testing.assert_close(ours.backbone.forward_features(x),
+                                   ref.fc_norm(ref.forward_features(x)), **TOL)
+
+
+def test_official_p14to16_file_and_patch_size_option(tmp_path):
+    """``eva02_*_p14to16.pt`` is what ``interpolate_patch_14to16.py`` writes: the raw dict,
+    the kernel bicubic-resized to 16 (fp32), the table 8x8 -> 7x7 (here 112 px). It
+    converts as it is; ``--patch-size 16`` on the p14 file gives the same tensors."""
+    sd14 = mim_state_dict(grid=8)
+    sd16 = dict(sd14)
+    sd16['patch_embed.proj.weight'] = F.interpolate(sd14['patch_embed.proj.weight'],
+                                                    size=(16, 16), mode='bicubic',
+                                                    align_corners=False)
+    grid = sd14['pos_embed'][:, 1:].reshape(1, 8, 8, DIM).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid, size=(7, 7), mode='bicubic', align_corners=False)
+    sd16['pos_embed'] = torch.cat([sd14['pos_embed'][:, :1],
+                                   grid.permute(0, 2, 3, 1).reshape(1, 49, DIM)], dim=1)
+    official = convert_checkpoint(save(sd16, tmp_path / 'eva02_B_pt_in21k_p14to16.pt'))
+    assert official['meta']['source_format'] == 'eva02-mim'
+    ours = convert_checkpoint(save({'module': sd14}, tmp_path / 'p14.pt'), patch_size=16)
+    assert official['state_dict'].keys() == ours['state_dict'].keys()
+    for k, v in official['state_dict'].items():
+        torch.testing.assert_close(ours['state_dict'][k], v, msg=k)
+    mim_model(True, img_size=112, patch_size=16).load_state_dict(official['state_dict'],
+                                                                 strict=True)
+
+
+# ---------------------------------------------------------------- classification
+@pytest.mark.parametrize('split', [True, False], ids=['B-L', 'Ti-S'])
+def test_official_classifier_prefers_ema_and_matches_timm(tmp_path, split):
+    """``cls/in21k_to_in1k/*`` (DeepSpeed ``module`` + client state ``model_ema``): the EMA
+    weights are taken, as timm does, and ``meta['weights']`` says so; ``ema=False`` takes
+    the trained ones. Logits equal timm's on the same file, at its 56 px and at 84 px (our
+    load hook and timm's filter resize the table the same way, bicubic without antialias)."""
+    from timm.models.eva import checkpoint_filter_fn
+    trained, ema = cls_state_dict(split, seed=0), cls_state_dict(split, seed=1)
+    ckpt = deepspeed_container({k: v.half() for k, v in trained.items()}, epoch=19,
+                               model_ema={k: v.half() for k, v in ema.items()})
+    src = save(ckpt, tmp_path / 'eva02_L_pt_m38m_ft_in21k_to_in1k_p14.pt')
+    out = convert_checkpoint(src)
+    assert (out['meta']['source_format'], out['meta']['weights']) == ('eva02-cls', 'model_ema')
+    assert len(out['state_dict']) == len(ema) - n_rope(ema)
+    plain = convert_checkpoint(src, ema=False)
+    assert plain['meta']['weights'] == 'module'
+    torch.testing.assert_close(plain['state_dict']['head.fc.weight'],
+                               trained['head.weight'].half().float())
+    full = {k: v.float() for k, v in ckpt['model_ema'].items()}
+    for size in (56, 84):
+        ours = classifier02(split, img_size=size)
+        ours.load_state_dict(out['state_dict'], strict=True)
+        ref = timm_eva02(split, img_size=size, num_classes=5)
+        ref.load_state_dict(checkpoint_filter_fn({'model_ema': full}, ref, antialias=False))
+        x = torch.randn(2, 3, size, size)
+        with torch.no_grad():
+            torch.testing.assert_close(ours(x, mode='tensor'), ref(x), **TOL)
+
+
+def test_cli_says_which_weights(tmp_path):
+    src = save({'module': cls_state_dict(), 'model_ema': cls_state_dict(seed=1)},
+               tmp_path / 'cls.pt')
+    code, out, _ = run_cli(src, tmp_path / 'a.pth')
+    assert code == 0 and 'eva02-cls (model_ema weights)' in out and 'RoPE tables' in out
+    code, out, _ = run_cli(src, tmp_path / 'b.pth', '--no-ema')
+    assert code == 0 and '(module weights)' in out
+
+
+# ---------------------------------------------------------------- detection
+def _eva02_detector_cfg():
+    """The EVA-01 ViTDet detector of test_detection with an EVA-02 B/L backbone (no
+    rel-pos), as configs/detection/eva02-*."""
+    from test_detection import _tiny_detector_cfg
+    cfg = _tiny_detector_cfg()
+    cfg.model.backbone.arch = dict(arch(True), num_layers=4)
+    cfg.model.backbone.use_rel_pos = False
+    cfg.model.neck.in_channels = DIM
+    return cfg
+
+
+def test_official_detectron2_file_with_ema_state(tmp_path):
+    """``eva02_L_coco_det_sys_o365.pth`` layout: detectron2 ``model`` + ``ema_state`` (every
+    parameter and buffer by name, incl. ``pixel_mean``/``pixel_std``); ``backbone.net`` is
+    the official det ViT: B/L blocks, pos (1, 1 + N, D) with a cls slot, RoPE tables under
+    ``rope_win`` / ``rope_glb`` and per block. The neck and heads are EVA-01's ViTDet ones.
+    EMA weights are taken, the cls slot goes at load, every tensor lands."""
+    from test_detection import _build, _to_detectron2_key
+    cfg = _eva02_detector_cfg()
+    ours = _build(cfg).state_dict()
+    assert not any('rel_pos' in k for k in ours)
+
+    def d2_state(seed):
+        torch.manual_seed(seed)
+        d2 = {f'backbone.net.{k}': v for k, v in official_vit(
+            grid=4, patch=16, depth=4, seed=seed, rope=('rope_win', 'rope_glb')).items()
+            if k != 'cls_token'}
+        for k, v in ours.items():
+            key = _to_detectron2_key(k)
+            if key is not None and not key.startswith('backbone.net.'):
+                d2[key] = torch.randn_like(v)
+        d2['pixel_mean'] = torch.tensor([123.675, 116.28, 103.53]).view(3, 1, 1)
+        d2['pixel_std'] = torch.tensor([58.395, 57.12, 57.375]).view(3, 1, 1)
+        return d2
+
+    trained, ema = d2_state(1), d2_state(2)
+    assert trained['backbone.net.pos_embed'].shape == (1, 17, DIM)
+    src = save({'model': {k: v.half() for k, v in trained.items() if 'pixel' not in k},
+                'ema_state': ema, 'iteration': 40000}, tmp_path / 'eva02_L_coco_det_sys_o365.pth')
+    out = convert_checkpoint(src)
+    assert (out['meta']['source_format'], out['meta']['weights']) == ('eva02-det', 'ema_state')
+    fresh = _build(cfg)
+    fresh.load_state_dict(out['state_dict'], strict=True)
+    loaded = fresh.state_dict()
+    torch.testing.assert_close(loaded['backbone.pos_embed'], ema['backbone.net.pos_embed'][:, 1:])
+    torch.testing.assert_close(loaded['backbone.blocks.3.mlp.ffn_ln.weight'],
+                               ema['backbone.net.blocks.3.mlp.ffn_ln.weight'])
+    torch.testing.assert_close(loaded['roi_head.mask_head.2.conv_logits.weight'],
+                               ema['roi_heads.mask_head.predictor.weight'])
+    with torch.no_grad():
+        fresh.eval()
+        feats = fresh.extract_feat(torch.randn(1, 3, 64, 64))
+    assert [f.shape[-1] for f in feats] == [16, 8, 4, 2, 1]
+    assert convert_checkpoint(src, ema=False)['meta']['weights'] == 'model'
+    # an EVA-01 ViTDet table in an EVA-02 block is not this release: refused by name
+    bad = dict(trained, **{'backbone.net.blocks.1.attn.rel_pos_h': torch.zeros(7, 32)})
+    with pytest.raises(ValueError, match=r'blocks\.1\.attn\.rel_pos_h is not part of an EVA-02'):
+        convert_checkpoint(save({'model': bad}, tmp_path / 'bad.pth'))
+
+
+# ---------------------------------------------------------------- segmentation
+def _upernet(size=64):
+    from mmengine.config import Config
+    from mmseg.registry import MODELS as SEG_MODELS
+    from mmseg.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    cfg = Config.fromfile(osp.join(
+        ROOT, 'configs/segmentation/eva02-b-p16_upernet_4xb8-60k_ade20k-512x512.py'))
+    cfg.model.backbone.update(arch=dict(arch(True), num_layers=4), img_size=size,
+                              out_indices=[0, 1, 2, 3], init_cfg=None)
+    cfg.model.neck.embed_dim = DIM
+    cfg.model.decode_head.update(in_channels=[DIM] * 4, channels=16)
+    cfg.model.auxiliary_head.update(in_channels=DIM, channels=8)
+    cfg.model.data_preprocessor.size = (size, size)
+    torch.manual_seed(0)
+    return SEG_MODELS.build(cfg.model)
+
+
+def test_official_mmseg_upernet_file(tmp_path):
+    """``eva02_B_ade_seg_upernet_sz512.pth``: mmseg 0.x ``state_dict`` with ``backbone.*``
+    (cls token, pos (1, 1 + N, D), RoPE buffers, B/L blocks), the backbone's ``fpn1``
+    (ConvT, SyncBN, GELU, ConvT) and ``fpn2`` (ConvT), ``decode_head.*`` (UPerHead) and
+    ``auxiliary_head.*`` (FCNHead) -> our EVAEncoderDecoder with EVAViT + Feature2Pyramid."""
+    model = _upernet()
+    ours = model.state_dict()
+    g = torch.Generator().manual_seed(5)
+    sd = {f'backbone.{k}': v for k, v in official_vit(grid=4, patch=16, depth=4).items()}
+    for i in (0, 3):
+        sd[f'backbone.fpn1.{i}.weight'] = torch.randn(DIM, DIM, 2, 2, generator=g)
+        sd[f'backbone.fpn1.{i}.bias'] = torch.randn(DIM, generator=g)
+    sd.update({'backbone.fpn1.1.weight': torch.rand(DIM, generator=g) + 0.5,
+               'backbone.fpn1.1.bias': torch.randn(DIM, generator=g),
+               'backbone.fpn1.1.running_mean': torch.randn(DIM, generator=g),
+               'backbone.fpn1.1.running_var': torch.rand(DIM, generator=g) + 0.5,
+               'backbone.fpn1.1.num_batches_tracked': torch.tensor(80000),
+               'backbone.fpn2.0.weight': torch.randn(DIM, DIM, 2, 2, generator=g),
+               'backbone.fpn2.0.bias': torch.randn(DIM, generator=g)})
+    # mmseg 0.x and 1.x name UPerHead / FCNHead tensors alike (ConvModule conv/bn, conv_seg)
+    heads = {k: torch.randn(v.shape, generator=g).to(v.dtype) if v.is_floating_point() else v
+             for k, v in ours.items() if k.startswith(('decode_head.', 'auxiliary_head.'))}
+    assert 'decode_head.psp_modules.3.1.conv.weight' in heads
+    assert 'auxiliary_head.convs.0.bn.running_var' in heads and 'decode_head.conv_seg.bias' in heads
+    sd.update(heads)
+    src = save({'meta': {'mmseg_version': '0.29.1'},
+                'state_dict': {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}},
+               tmp_path / 'eva02_B_ade_seg_upernet_sz512.pth')
+    out = convert_checkpoint(src)
+    assert out['meta']['source_format'] == 'eva02-seg-upernet'
+    conv = out['state_dict']
+    assert len(conv) == len(sd) - n_rope(sd) == len(ours)
+    model.load_state_dict(conv, strict=True)
+    got = model.state_dict()
+    torch.testing.assert_close(got['neck.upsample_4x.3.weight'],
+                               sd['backbone.fpn1.3.weight'].half().float())
+    torch.testing.assert_close(got['neck.upsample_4x.1.running_var'],
+                               sd['backbone.fpn1.1.running_var'].half().float())
+    torch.testing.assert_close(got['backbone.blocks.1.attn.k_proj.weight'],
+                               sd['backbone.blocks.1.attn.k_proj.weight'].half().float())
+    model.eval()
+    with torch.no_grad():
+        feats = model.extract_feat(torch.randn(1, 3, 64, 64))
+    assert [f.shape[-1] for f in feats] == [16, 8, 4, 2]
+    bad = dict(sd, **{'backbone.fpn3.0.weight': torch.zeros(1)})
+    with pytest.raises(KeyError, match=r"no mapping: \['backbone\.fpn3\.0\.weight'\]"):
+        convert_checkpoint(save({'state_dict': bad}, tmp_path / 'bad.pth'))
+
+
+# ---------------------------------------------------------------- files, names, look-alikes
+def test_safetensors_file_converts_like_torch_save(tmp_path):
+    """timm / HF hub ``model.safetensors``: read with safetensors (no pickle)."""
+    from safetensors.torch import save_file
+    sd = {k: v.contiguous() for k, v in timm_eva02(False, num_classes=3).state_dict().items()}
+    save_file(sd, str(tmp_path / 'model.safetensors'))
+    a = convert_checkpoint(str(tmp_path / 'model.safetensors'))
+    b = convert_checkpoint(save(sd, tmp_path / 'model.pth'))
+    assert a['meta']['source_format'] == 'timm-eva02' and a['state_dict'].keys() == b['state_dict'].keys()
+    assert all(torch.equal(v, b['state_dict'][k]) for k, v in a['state_dict'].items())
+    raw = (tmp_path / 'model.safetensors').read_bytes()
+    (tmp_path / 'cut.safetensors').write_bytes(raw[:len(raw) // 2])
+    with pytest.raises(RuntimeError, match=r'cut\.safetensors \(safetensors\)'):
+        convert_checkpoint(str(tmp_path / 'cut.safetensors'))
+
+
+def test_format_names_have_no_spaces_and_old_names_still_work(tmp_path):
+    """``--format`` takes short ids only (aliases too: a description is not a name); the
+    renamed EVA-02 run format keeps its old id."""
+    assert all(' ' not in n for n in format_names(aliases=True))
+    assert get_format('own-run-eva02').name == 'own-run'
+    with pytest.raises(ValueError, match='unknown format name'):
+        get_format('timm eva02_* (classifiers, MIM encoders, *_clip vision towers)')
+    src = save(timm_eva02(True, num_classes=3).state_dict(), tmp_path / 'timm.pth')
+    code, out, _ = run_cli(src, tmp_path / 'x.pth', '--format', 'timm-eva02')
+    assert code == 0 and 'timm-eva02' in out
+
+
+def test_look_alikes_are_refused():
+    """Each EVA-02 format takes its own layout only: official vs timm names, MIM vs
+    classifier, a CLIP tower's inner_attn_ln, an incomplete block, EVA-01 blocks."""
+    mim, cls = mim_state_dict(), cls_state_dict(split=False)
+    assert detect_format(mim).name == 'eva02-mim' and detect_format(cls).name == 'eva02-cls'
+    timm_sd = timm_eva02(True, num_classes=3).state_dict()
+    assert detect_format(timm_sd).name == 'timm-eva02'
+    for name in ('eva02-mim', 'eva02-cls'):
+        assert not get_format(name).detect(timm_sd)
+    for name in ('eva01-mim', 'eva01-cls', 'timm-eva02', 'eva-clip-vision', 'own-run'):
+        assert not get_format(name).detect(mim) and not get_format(name).detect(cls), name
+    clip_like = dict(mim, **{f'blocks.{i}.attn.inner_attn_ln.{p}': torch.ones(DIM)
+                             for i in range(2) for p in ('weight', 'bias')})
+    with pytest.raises(ValueError, match=r'inner_attn_ln\.\w+ is not part of an EVA-02 B/L '
+                                         r'block \(an EVA-02-CLIP tower'):
+        detect_format(clip_like)
+    lacking = {k: v for k, v in mim.items() if k != 'blocks.1.mlp.ffn_ln.bias'}
+    with pytest.raises(ValueError, match=r"blocks\.1 lacks \['mlp\.ffn_ln\.bias'\]"):
+        detect_format(lacking)
+    wide = dict(cls, **{'blocks.0.mlp.w3.weight': torch.zeros(DIM, 2 * HIDDEN)})
+    with pytest.raises(ValueError, match=r'blocks\.0\.mlp\.w3\.weight has shape .*EVA-02 Ti/S'):
+        detect_format(wide)
+    both = dict(mim, **{'fc_norm.weight': torch.ones(DIM), 'fc_norm.bias': torch.zeros(DIM)})
+    with pytest.raises(ValueError, match='unknown checkpoint format'):
+        detect_format(both)  # MIM head and classifier norm together: neither format
+
+
+def test_eva02_model_checkpoint_prefers_nothing_it_lacks(tmp_path):
+    """A file with only trained weights reports where they came from; an EMA container
+    without tensors is ignored (not taken for the weights)."""
+    src = save({'model': cls_state_dict(), 'model_ema': {'decay': 0.9999}}, tmp_path / 'c.pt')
+    assert convert_checkpoint(src)['meta']['weights'] == 'model'

@@ -36,7 +36,7 @@ D, HEADS, LEVELS, POINTS, FFN_DIM, ENC, DEC, QUERIES, CLASSES, VIT = \
 def detrex_state_dict(seed=0):
     """``DINO(backbone=SimpleFeaturePyramid(net=EVA02_ViT), neck=ChannelMapper,
     transformer=DINOTransformer)``.state_dict() at the demo's sizes, random values."""
-    from test_converters_eva02 import official_vit
+    from test_converters import official_vit
     g = torch.Generator().manual_seed(seed)
 
     def r(*shape, base=0.):

@@ -3,6 +3,7 @@ with tools/model_converters/eva_to_mm.py and loaded into EVAViT give the same fe
 logits (timm at its own resolution and at a second one)."""
 import pytest
 import torch
+from eva02_tiny import biases_and_norms, randomize
 from mmpretrain.registry import MODELS
 
 import projects.eva.classification  # noqa: F401  (EVAClsHead)
@@ -86,10 +87,7 @@ def test_timm_eva02_base_layout_sub_ln_split_qkv(tmp_path):
     torch.manual_seed(0)
     kw = dict(pretrained=False, depth=2, embed_dim=64, num_heads=2, num_classes=5)
     src = timm.create_model('eva02_base_patch14_224', img_size=56, **kw).eval()
-    with torch.no_grad():
-        for n, p in src.named_parameters():
-            if p.ndim == 1:  # biases and norms off their init values
-                p.add_(torch.randn_like(p) * 0.2)
+    randomize(src, 0.2, seed=None, only=biases_and_norms)  # biases and norms off their init values
     assert tuple(src.blocks[0].mlp.fc1_g.weight.shape) == (170, 64)
     ours = classifier(small_arch(), 56, 5)
     load(ours, convert(tmp_path, src.state_dict()))
@@ -107,10 +105,7 @@ def test_timm_eva02_clip_tower_inner_attn_ln(tmp_path):
     torch.manual_seed(0)
     src = timm.create_model('eva02_base_patch16_clip_224', pretrained=False, depth=2,
                             embed_dim=64, num_heads=2, num_classes=24, img_size=64).eval()
-    with torch.no_grad():
-        for n, p in src.named_parameters():
-            if p.ndim == 1:
-                p.add_(torch.randn_like(p) * 0.2)
+    randomize(src, 0.2, seed=None, only=biases_and_norms)
     converted = convert(tmp_path, src.state_dict())
     sd = converted['state_dict']
     ours = EVAViT(small_arch(inner_attn_ln=True), img_size=64, patch_size=16,
@@ -157,9 +152,7 @@ def test_mmpretrain_vit_eva02_at_its_own_resolution(tmp_path, arch, sub_ln, ours
         d = src.backbone.embed_dims
         for layer in src.backbone.layers:
             layer.attn.qkv.bias[d:2 * d].zero_()
-        for n, p in src.named_parameters():
-            if p.ndim == 1 and 'qkv' not in n:
-                p.add_(torch.randn_like(p) * 0.2)
+    randomize(src, 0.2, seed=None, only=lambda n, p: p.ndim == 1 and 'qkv' not in n)
     converted = convert(tmp_path, {'state_dict': src.state_dict()})
     assert converted['meta']['source_format'] == 'mmpretrain-eva02'
     ours = classifier(ours_arch, 56, 6)

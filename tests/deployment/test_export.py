@@ -166,6 +166,7 @@ def test_trace_shape_leaves_every_branch_in_the_graph(det):
     assert gh % 4 and gw % 4
 
 
+@pytest.mark.slow  # starts a fresh Python (imports the whole stack)
 def test_cli_export_and_verify(tmp_path, one_thread):
     import subprocess
     import sys

@@ -75,6 +75,7 @@ def _wait_http(url: str, proc, timeout: float):
     raise TimeoutError(f'{url} did not answer within {timeout} s')
 
 
+@pytest.mark.slow  # starts a fresh Python (imports the whole stack)
 def test_gradio_import_is_lazy():
     """Importing the library or the demo module must not import gradio (slow: every test
     and tool would pay for it)."""
@@ -87,6 +88,7 @@ def test_gradio_import_is_lazy():
     assert out.stdout.strip().splitlines()[-1] == 'False'
 
 
+@pytest.mark.slow  # starts a fresh Python (imports the whole stack)
 def test_web_demo_in_headless_chromium(tmp_path):
     _browser_or_skip()
     from selenium import webdriver

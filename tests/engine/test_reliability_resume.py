@@ -58,3 +58,58 @@ def test_training_set_smaller_than_one_batch_is_named(tmp_path):
     with pytest.raises(ValueError, match=r'train_dataloader yields no batch: batch_size 32 with '
                                          r'drop_last=True and 16 training sample\(s\)'):
         runner.train()
+
+
+def test_deepspeed_checkpoint_folders_are_checked_like_files(tmp_path, monkeypatch):
+    """A DeepSpeed run killed during its first save left epoch_2.pth/ with a zero-byte file;
+    --resume took it and failed with 'EOFError: Ran out of input'. Folders are checked file
+    by file now: the incomplete one is skipped with the reason, as files are."""
+    import os
+    import time
+
+    import torch
+
+    import projects.eva.engine.checkpoint as ckpt
+    work = tmp_path / 'work'
+    good, bad = work / 'epoch_1.pth', work / 'epoch_2.pth'  # mmengine: tag = the file name
+    for folder in (good, bad):
+        folder.mkdir(parents=True)
+        torch.save({'module': {'w': torch.ones(2)}}, folder / 'mp_rank_00_model_states.pt')
+        for rank in (0, 1):
+            torch.save({'optimizer_state_dict': {}},
+                       folder / f'zero_pp_rank_{rank}_mp_rank_00_optim_states.pt')
+        time.sleep(0.01)
+    (work / 'last_checkpoint').write_text(str(bad))
+    said = []
+    monkeypatch.setattr(ckpt, 'print_log', lambda msg, **kw: said.append(msg))
+    assert ckpt.find_resumable_checkpoint(str(work)) == str(bad)  # complete: taken
+    (bad / 'zero_pp_rank_1_mp_rank_00_optim_states.pt').write_bytes(b'')  # killed mid-save
+    assert ckpt.find_resumable_checkpoint(str(work)) == str(good)
+    assert said[-1] == (f'--resume: resuming from {good}; skipped {bad} '
+                        '(zero_pp_rank_1_mp_rank_00_optim_states.pt: empty file (0 bytes))')
+    torch.save({'optimizer_state_dict': {}}, bad / 'zero_pp_rank_1_mp_rank_00_optim_states.pt')
+    os.remove(bad / 'zero_pp_rank_0_mp_rank_00_optim_states.pt')  # rank 0 killed before it
+    assert ckpt.checkpoint_problem(str(bad)) == 'ZeRO optimizer shards of rank(s) [0] missing'
+    data = (bad / 'mp_rank_00_model_states.pt').read_bytes()
+    (bad / 'mp_rank_00_model_states.pt').write_bytes(data[:len(data) // 2])
+    assert ckpt.checkpoint_problem(str(bad)).startswith(
+        'mp_rank_00_model_states.pt: not a complete PyTorch checkpoint')
+    for name in os.listdir(bad):
+        os.remove(bad / name)
+    assert ckpt.checkpoint_problem(str(bad)) == 'empty folder'
+
+
+@pytest.mark.parametrize('config', [
+    'configs/demo/eva-clip_vit-tiny-p8_1xb64-6e_shapes-captions.py',
+    'configs/demo/eva-video_vit-tiny-p14_1xb16-8e_moving-shapes.py'])
+def test_epoch_based_configs_get_the_resumable_loop(config):
+    """The configs of the issue (mmengine's EpochBasedTrainLoop) train with the loop that
+    continues an interrupted epoch; their arguments are kept."""
+    from projects.eva.engine.safety import add_safety
+    from projects.eva.runner import load_config
+    cfg = load_config(config)
+    before = dict(cfg.train_cfg)
+    assert before['type'] == 'EpochBasedTrainLoop'
+    add_safety(cfg, 'train')
+    assert dict(cfg.train_cfg) == dict(before, type='ResumableEpochBasedTrainLoop')
+    add_safety(load_config(config), 'test')  # testing builds no train loop: untouched

@@ -84,3 +84,56 @@ def test_lock_is_per_process_and_released(tmp_path):
     release_work_dir(work)
     free = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True)
     assert free.stdout.strip() == 'None', free.stdout + free.stderr
+
+
+RANK_SCRIPT = '''
+import os, sys
+sys.path.insert(0, {root!r})
+from types import SimpleNamespace
+import torch.distributed as dist
+from projects.eva.engine.lock import WorkDirLockHook
+dist.init_process_group('gloo')
+try:
+    WorkDirLockHook().before_run(SimpleNamespace(work_dir={work!r}))
+    print('rank', dist.get_rank(), 'pid', os.getpid(), 'ok', flush=True)
+except RuntimeError as e:
+    print('rank', dist.get_rank(), 'refused:', e, flush=True)
+dist.barrier()
+dist.destroy_process_group()
+'''
+
+
+def _two_ranks(tmp_path, work):
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = str(s.getsockname()[1])
+    script = tmp_path / 'rank.py'
+    script.write_text(RANK_SCRIPT.format(root=ROOT, work=str(work)))
+    procs = [subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, env=dict(os.environ, OMP_NUM_THREADS='1', RANK=str(r), WORLD_SIZE='2',
+                            MASTER_ADDR='127.0.0.1', MASTER_PORT=port)) for r in (0, 1)]
+    return [p.communicate(timeout=300)[0] for p in procs]
+
+
+@pytest.mark.slow  # two gloo ranks, launched twice (~50 s on 2 cores)
+def test_distributed_run_locks_on_rank_0_and_every_rank_stops(tmp_path):
+    """Rank 0 takes the lock and tells every rank: with the work dir in use all ranks stop
+    with the same message (none is left waiting in a collective); when it is free, rank 0
+    holds it."""
+    from projects.eva.engine.lock import acquire_work_dir, release_work_dir
+    work = tmp_path / 'w'
+    assert acquire_work_dir(str(work)) is None  # another run (this process) trains there
+    try:
+        out = _two_ranks(tmp_path, work)
+    finally:
+        release_work_dir(str(work))
+    for rank, text in enumerate(out):
+        assert f'rank {rank} refused: work dir {work} is in use by another training run ' \
+               f'(PID {os.getpid()} ' in text, text
+    out = _two_ranks(tmp_path, work)
+    assert all(' ok' in text for text in out), out
+    rank0_pid = out[0].split('pid ')[1].split()[0]
+    with open(work / 'train.lock') as f:
+        assert f.read().startswith(f'PID {rank0_pid} ')  # rank 0 held it, not rank 1

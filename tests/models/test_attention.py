@@ -256,3 +256,35 @@ def test_benchmark_tool_runs_tiny(capsys):
             if r['method'] != 'dense':
                 assert r['diff'][0] < 1e-5 and r['diff'][1] < 1e-5
     assert '| attn | fp32 | fwd+bwd | chunk |' in capsys.readouterr().out
+
+
+def test_attention_cpu_bf16_explicit_path_matches_sdpa(monkeypatch):
+    """CPU bf16 up to 1024 tokens takes the explicit softmax path when autograd records the
+    call (its backward is faster there, see docs/performance.md); it must agree with SDPA in
+    fp32 to bf16 precision, bias included; inference (no grad: SDPA's forward is faster), fp32
+    and longer sequences still go through SDPA."""
+    import torch.nn.functional as F
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 50, 16) for _ in range(3))
+    bias = torch.randn(2, 3, 50, 50)
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    calls = []
+    sdpa = F.scaled_dot_product_attention
+    monkeypatch.setattr(A.F, 'scaled_dot_product_attention',
+                        lambda *a, **kw: calls.append(a[0].dtype) or sdpa(*a, **kw))
+    q16 = q.bfloat16().requires_grad_()
+    out = A.attention(q16, k.bfloat16(), v.bfloat16(), bias.bfloat16())
+    assert calls == [] and out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), ref, atol=3e-2, rtol=3e-2)
+    torch.testing.assert_close(A.attention(q, k, v, bias), ref)
+    assert calls == [torch.float32]
+    n = A.CPU_BF16_EXPLICIT_ATTN_MAX_TOKENS + 1
+    long_q = torch.randn(1, 1, n, 8, dtype=torch.bfloat16, requires_grad=True)
+    A.attention(long_q, long_q, long_q)
+    assert calls == [torch.float32, torch.bfloat16]
+    with torch.no_grad():  # inference: SDPA, same numbers to bf16 precision
+        out_ng = A.attention(q16, k.bfloat16(), v.bfloat16(), bias.bfloat16())
+    assert calls == [torch.float32, torch.bfloat16, torch.bfloat16]
+    torch.testing.assert_close(out_ng.float(), ref, atol=3e-2, rtol=3e-2)
+    A.attention(q.bfloat16(), k.bfloat16(), v.bfloat16())  # nothing requires grad
+    assert calls[-1] == torch.bfloat16 and len(calls) == 4

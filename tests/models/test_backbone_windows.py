@@ -4,7 +4,8 @@ geometric interpolation) and when the BEiT one applies."""
 import numpy as np
 import pytest
 import torch
-from projects.eva.models.eva_vit import EVAViT, resize_rel_pos, resize_rel_pos_beit
+from projects.eva.models.eva_vit import EVAViT
+from projects.eva.models.vit_adapt import resize_rel_pos, resize_rel_pos_beit
 
 
 # ------------------------------------------------------------------ backbone options

@@ -79,7 +79,7 @@ def test_feature2pyramid_is_the_official_fpn1_to_fpn4():
 
 def test_tiny_eva02_upernet_loss_backward_and_slide_predict():
     """The real B config at tiny size: the backbone keeps the cls token (RoPE on the patch
-    tokens only: tests/models/test_eva02_backbone.py) and has no final norm; decode + auxiliary
+    tokens only: tests/models/test_backbone.py) and has no final norm; decode + auxiliary
     losses, gradients into every backbone parameter (cls token and pos_embed included), slide
     inference (64 crops, stride 43) on a 64x96 image."""
     from mmengine.structures import PixelData

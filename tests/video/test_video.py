@@ -272,6 +272,7 @@ def test_image_checkpoint_initialises_video_model(tiny_arch, tmp_path):
         convert_checkpoint(str(tmp_path / 'eva_psz14.pt'), num_frames=0)
 
 
+@pytest.mark.slow  # starts a fresh Python (imports the whole stack)
 def test_build_k722_dedups_leaks_and_maps(tmp_path):
     def csv(folder, name, rows):
         os.makedirs(folder, exist_ok=True)

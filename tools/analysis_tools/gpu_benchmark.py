@@ -6,7 +6,7 @@
 
 Rows:
 - backbone: EVAViT vs timm Eva (vs mmpretrain BEiTViT without checkpointing), bf16
-  autocast, SDPA restricted to its flash / memory-efficient kernels (no math fallback), with
+  autocast, SDPA restricted to its fused kernels (cuDNN / flash / efficient; no math), with
   and without activation checkpointing, fwd and fwd+bwd (the harness of
   ``benchmark_backbone.py``);
 - ViT-g/14 MIM training step (student + frozen CLIP-L/14 teacher, AdamW, bf16 autocast) of
@@ -79,12 +79,14 @@ def device_of(args):
 
 
 def fused_sdpa(device):
-    """On CUDA, SDPA may only take flash / memory-efficient kernels: a fallback to the math
-    kernel (which materialises the attention matrix) is an error, not a slow number."""
+    """On CUDA, SDPA may only take its fused kernels (cuDNN, flash, memory-efficient; torch
+    picks among them in its own order): a fallback to the math kernel (which materialises the
+    attention matrix) is an error, not a slow number."""
     if device != 'cuda':
         return contextlib.nullcontext()
     from torch.nn.attention import SDPBackend, sdpa_kernel
-    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION])
+    return sdpa_kernel([SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION,
+                        SDPBackend.EFFICIENT_ATTENTION])
 
 
 def autocast(device):

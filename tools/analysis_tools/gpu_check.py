@@ -54,11 +54,15 @@ import projects.eva  # noqa: E402,F401
 
 SECTIONS = ('correctness', 'speed', 'mim', 'memory')
 # share of the remaining budget each section may spend (unspent time rolls over)
-SHARES = dict(correctness=0.2, speed=0.35, mim=0.15, memory=0.3)
-# relative L2 error (||cuda - cpu_fp32|| / ||cpu_fp32||) of the output and of each gradient
-# tensor (the worst one counts); bf16: 8-bit mantissa, the CPU's own bf16 reaches 2.7e-2 on
-# the toy EVA-02 case (dry run), so 5e-2 leaves room while a 10 % kernel error still fails
-TOLERANCE = dict(fp32=1e-4, bf16=5e-2)
+SHARES = dict(correctness=0.25, speed=0.3, mim=0.15, memory=0.3)
+# Relative L2 error (||run - cpu_fp32|| / ||cpu_fp32||) of the output and of each gradient
+# tensor, against the CPU fp32 run of the same weights. fp32 (TF32 off): every tensor within
+# TOLERANCE['fp32']. bf16 autocast: every tensor within BF16_FACTOR x the CPU's own bf16
+# error of that tensor + TOLERANCE['bf16'], since bf16's error depends on the tensor (at full
+# width on CPU: 1e-2 for most, 8e-2 for EVA-02-L's and 2e-1 for the ViTDet case's LayerNorm
+# bias gradients); a 10 % error in the bf16 attention kernel still fails (the tests).
+TOLERANCE = dict(fp32=1e-4, bf16=2e-2)
+BF16_FACTOR = 3
 TARGETS = dict(speedup=1.0, mfu=0.45, memory=0.10)
 # FLOP/s assumed when deciding whether a case fits its budget: 30 % of the measured peak
 PLANNING_MFU = 0.3
@@ -308,8 +312,8 @@ class SdpaKernels:
 
 
 def fwd_bwd(model, x, w, device, dtype, record=False):
-    """Output and gradients (parameters, input) of ``sum(out * w)`` in fp32 or bf16
-    autocast, as fp32 CPU tensors; with ``record`` also the SDPA kernels used."""
+    """``{'output': ..., 'input': grad, param name: grad}`` of ``sum(out * w)`` in fp32 or
+    bf16 autocast, as fp32 CPU tensors, and (with ``record``) the SDPA kernels used."""
     from projects.eva.analysis.measure import autocast_ctx
     model.zero_grad(set_to_none=True)
     x = x.detach().clone().to(device).requires_grad_(True)  # a fresh leaf: no stale grad
@@ -321,26 +325,41 @@ def fwd_bwd(model, x, w, device, dtype, record=False):
         out = out[-1] if isinstance(out, (tuple, list)) else out
         (out.float() * w.to(device)).sum().backward()
     sync(device)
-    grads = {'input': x.grad}
-    grads.update((n, p.grad) for n, p in model.named_parameters() if p.grad is not None)
-    grads = {n: g.detach().float().cpu() for n, g in grads.items()}
-    return out.detach().float().cpu(), grads, (kernels.summary() if record else '')
+    res = {'output': out, 'input': x.grad}
+    res.update((n, p.grad) for n, p in model.named_parameters() if p.grad is not None)
+    res = {n: t.detach().float().cpu() for n, t in res.items()}
+    return res, (kernels.summary() if record else '')
 
 
 def rel_err(a, ref):
     return ((a - ref).norm() / ref.norm().clamp_min(1e-30)).item()
 
 
-def worst_grad_err(grads, ref):
-    """(largest relative L2 error over the gradient tensors, its name): per tensor, so an
-    attention kernel's error is not hidden behind the patch embedding's large gradient."""
-    if grads.keys() != ref.keys():
-        raise RuntimeError(f'gradients differ in which tensors have one: '
-                           f'{sorted(set(grads) ^ set(ref))}')
-    return max((rel_err(grads[n], ref[n]), n) for n in ref)
+def tensor_errs(res, ref):
+    """Relative L2 error of every tensor (output, each gradient) against the reference: per
+    tensor, so an attention kernel's error is not hidden behind a larger gradient."""
+    if res.keys() != ref.keys():
+        raise RuntimeError(f'the runs differ in which tensors have a gradient: '
+                           f'{sorted(set(res) ^ set(ref))}')
+    return {n: rel_err(res[n], ref[n]) for n in ref}
+
+
+def judge(errs, dtype, cpu_bf16=None):
+    """(verdict, the tensor closest to its limit, its limit). fp32: every tensor within
+    TOLERANCE['fp32']. bf16: every tensor within ``BF16_FACTOR`` x the CPU's own bf16 error
+    of that tensor + TOLERANCE['bf16'] (bf16's error varies by tensor: a LayerNorm bias's
+    gradient, a sum over tokens, reaches 0.2 on CPU at full width)."""
+    if dtype == 'fp32':
+        limits = {n: TOLERANCE['fp32'] for n in errs}
+    else:
+        limits = {n: BF16_FACTOR * cpu_bf16[n] + TOLERANCE['bf16'] for n in errs}
+    name = max(errs, key=lambda n: errs[n] / limits[n])
+    return ('pass' if errs[name] <= limits[name] else 'FAIL'), name, limits[name]
 
 
 def correctness_case(name, kwargs, shape, method, device):
+    """Per dtype: (errors of the device run, the device's SDPA kernels), and the CPU's own
+    bf16 errors; all against the CPU fp32 run of the same weights and input."""
     from projects.eva.models.attention import attention_method
     from projects.eva.models.eva_vit import EVAViT
     torch.manual_seed(0)
@@ -357,14 +376,14 @@ def correctness_case(name, kwargs, shape, method, device):
             out = model(x)
         out = out[-1] if isinstance(out, (tuple, list)) else out
         w = torch.randn(out.shape, generator=g)
-        ref_out, ref_grad, _ = fwd_bwd(model, x, w, 'cpu', 'fp32')
-        _, cpu_bf16_grad, _ = fwd_bwd(model, x, w, 'cpu', 'bf16')
+        ref, _ = fwd_bwd(model, x, w, 'cpu', 'fp32')
+        cpu_bf16 = tensor_errs(fwd_bwd(model, x, w, 'cpu', 'bf16')[0], ref)
         dev = copy.deepcopy(model).to(device)
         res = {}
         for dtype in ('fp32', 'bf16'):
-            out, grad, kernels = fwd_bwd(dev, x, w, device, dtype, record=True)
-            res[dtype] = (rel_err(out, ref_out), *worst_grad_err(grad, ref_grad), kernels)
-    return res, worst_grad_err(cpu_bf16_grad, ref_grad)[0]
+            run, kernels = fwd_bwd(dev, x, w, device, dtype, record=True)
+            res[dtype] = (tensor_errs(run, ref), kernels)
+    return res, cpu_bf16
 
 
 def correctness_section(args, device, table, clock):
@@ -375,15 +394,20 @@ def correctness_section(args, device, table, clock):
             if not ok:
                 continue
             res, cpu_bf16 = correctness_case(name, kwargs, shape, method, device)
-            for dtype, (e_out, e_grad, worst, kernels) in res.items():
-                tol = TOLERANCE[dtype]
-                verdict = 'pass' if max(e_out, e_grad) <= tol else 'FAIL'
-                detail = (f'worst grad: {worst}; ' + kernels
-                          + (f'; CPU bf16 worst grad {fmt_err(cpu_bf16)}'
-                             if dtype == 'bf16' else ''))
+            for dtype, (errs, kernels) in res.items():
+                verdict, tightest, limit = judge(errs, dtype, cpu_bf16)
+                grads = {n: e for n, e in errs.items() if n != 'output'}
+                worst = max(grads, key=grads.get)
+                target = (f"<= {fmt_err(TOLERANCE['fp32'])} per tensor" if dtype == 'fp32'
+                          else f"<= {BF16_FACTOR:g} x CPU bf16 + {fmt_err(TOLERANCE['bf16'])} "
+                               'per tensor')
+                detail = (f'closest to its limit: {tightest} {fmt_err(errs[tightest])} '
+                          f'(limit {fmt_err(limit)}'
+                          + (f', CPU bf16 {fmt_err(cpu_bf16[tightest])}' if dtype == 'bf16'
+                             else '') + f'); {kernels}')
                 table.add('correctness', name, f'{setting}, {device} {dtype} vs CPU fp32',
-                          f'out {fmt_err(e_out)}, worst grad {fmt_err(e_grad)} (rel. L2)',
-                          f'<= {fmt_err(tol)}', verdict, detail)
+                          f"out {fmt_err(errs['output'])}, worst grad {fmt_err(grads[worst])} "
+                          f'({worst}) (rel. L2)', target, verdict, detail)
 
 
 # ---------------------------------------------------------------- speed
@@ -424,8 +448,9 @@ def speed_section(args, device, table, clock, peak):
                           f"b{args.batch} bf16 {'ckpt' if cp else 'no ckpt'} {mode}",
                           f"EVAViT {eva['img_per_s']:.1f} img/s, timm {timm['img_per_s']:.1f} "
                           f"img/s: {ratio:.2f}x", f">= {TARGETS['speedup']:.2f}x", verdict,
-                          f"EVAViT {eva['tflops']:.0f} TFLOP/s ({100 * eva['mfu']:.0f}% of "
-                          f"peak){peak_mib(eva)}; timm {timm['tflops']:.0f} TFLOP/s"
+                          f"EVAViT {eva['tflops']:.0f} TFLOP/s "
+                          f"({100 * eva['tflops'] * 1e12 / peak:.0f}% of the measured peak)"
+                          f"{peak_mib(eva)}; timm {timm['tflops']:.0f} TFLOP/s"
                           f"{peak_mib(timm)}; max abs diff fp32 {eva_diff(timm)}")
 
 
@@ -442,8 +467,11 @@ def mim_section(args, device, table, clock, peak, state):
     from gpu_benchmark import mim_results
     path = mim_path(args)
     case = 'ViT-g/14 MIM step, student + frozen CLIP-L/14 teacher'
-    # student fwd+bwd (3x) + teacher fwd, per image at 224: g 0.52 TFLOP fwd, L 0.16
-    per_img = 0.0 if args.dry_run else 3 * 0.52e12 + 0.16e12
+    from projects.eva.analysis.flops import vit_flops
+    from projects.eva.models.eva_vit import ARCH_ZOO
+    # student (g) fwd + bwd (3x its forward) + teacher (L/14) fwd, per image at 224
+    per_img = 0 if args.dry_run else (3 * vit_flops(ARCH_ZOO['giant'], 224, 14)
+                                      + vit_flops(ARCH_ZOO['large'], 224, 14))
     est = 2 * (args.warmup + args.steps + 1) * per_img * args.batch * 1.3 / (PLANNING_MFU * peak)
     if not fits(table, clock, 'mim', case, est):
         return
@@ -636,13 +664,15 @@ def memory_section(args, device, table, clock, state):
 
 # ---------------------------------------------------------------- main
 def preamble(args, device, peak):
-    name = torch.cuda.get_device_name() if device == 'cuda' else 'CPU (dry run: numbers meaningless)'
+    name = (torch.cuda.get_device_name() if device == 'cuda'
+            else 'CPU (dry run: numbers meaningless)')
     cuda = f'CUDA {torch.version.cuda}; ' if device == 'cuda' else ''
     return [f'GPU check, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC: '
             f'{name}; torch {torch.__version__}; {cuda}Python {sys.version.split()[0]}; '
             f'measured bf16 matmul peak {peak / 1e12:.1f} TFLOP/s; budget {args.budget:.0f} s '
             f'for sections {", ".join(args.sections)}.',
-            '', 'Command: `tools/analysis_tools/gpu_check.sh ' + ' '.join(sys.argv[1:]) + '`']
+            '', 'Command: `python tools/analysis_tools/gpu_check.py '
+            + ' '.join(sys.argv[1:]) + '`']
 
 
 def main(argv=None):

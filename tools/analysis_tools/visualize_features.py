@@ -61,14 +61,7 @@ def attention_probs(attn, x: torch.Tensor, hw=None, rope=None) -> torch.Tensor:
     """softmax(q k^T / sqrt(d) + bias) (B, heads, N, N) of an ``Attention`` module for its
     input ``x``, from the module's own q/k projections, RoPE and relative-position terms."""
     from projects.eva.models import eva_vit
-    if hasattr(attn, 'project_qkv'):
-        q, k, _ = attn.project_qkv(x)
-    else:  # EVA-01 layout before Attention.project_qkv existed
-        b, n, _ = x.shape
-        bias = None if attn.q_bias is None else torch.cat([attn.q_bias, attn.k_bias,
-                                                           attn.v_bias])
-        qkv = torch.nn.functional.linear(x, attn.qkv.weight, bias)
-        q, k, _ = qkv.view(b, n, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
+    q, k, _ = attn.project_qkv(x)
     if rope is not None:
         q, k = eva_vit.apply_rope(q, rope), eva_vit.apply_rope(k, rope)
     logits = (q.float() * q.shape[-1] ** -0.5) @ k.float().transpose(-2, -1)

@@ -21,13 +21,24 @@ optim_wrapper = dict(
     optimizer=dict(type='AdamW', betas=(0.9, 0.999), eps=1e-8, weight_decay=0.05),
     constructor='EVALayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(no_decay_1d=True, no_decay_keys=('pos_embed', 'cls_token')))
+
+
+def _warmup_cosine(epochs, warmup, eta_min=0.):
+    """Linear warmup from 0 over ``warmup`` epochs, then cosine to ``eta_min``, per step."""
+    return [
+        dict(type='LinearLR', start_factor=1e-9, by_epoch=True, begin=0, end=warmup,
+             convert_to_iter_based=True),
+        dict(type='CosineAnnealingLR', eta_min=eta_min, by_epoch=True, begin=warmup,
+             end=epochs, T_max=epochs - warmup, convert_to_iter_based=True),
+    ]
+
+
+# the (epochs, warmup) of every recipe, written once: ``{{_base_.schedules.e<epochs>_w<warmup>}}``
+schedules = {f'e{e}_w{w}': _warmup_cosine(e, w)
+             for e, w in ((10, 2), (15, 2), (20, 2), (30, 1), (30, 3), (40, 1), (100, 5))}
+schedules['e60_w15'] = _warmup_cosine(60, 15, eta_min=1e-6)  # EVA-01 IN-21K: cosine to 1e-6
 max_epochs, warmup_epochs = 30, 3
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-9, by_epoch=True, begin=0, end=warmup_epochs,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min=0., by_epoch=True, begin=warmup_epochs,
-         end=max_epochs, T_max=max_epochs - warmup_epochs, convert_to_iter_based=True),
-]
+param_scheduler = schedules['e30_w3']
 train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
 val_cfg = dict()
 test_cfg = dict()

@@ -12,3 +12,16 @@ video_pipeline = [
     dict(type='CenterCrop', crop_size=224),
     dict(type='PackInputs'),
 ]
+
+
+def _kinetics_val(n):
+    """mmaction2's Kinetics-``n`` val layout: data/kinetics<n>/videos_val/*.mp4 and
+    kinetics<n>_val_list_videos.txt."""
+    return dict(type='mmaction.VideoDataset',
+                ann_file=f'data/kinetics{n}/kinetics{n}_val_list_videos.txt',
+                data_prefix=dict(video=f'data/kinetics{n}/videos_val'), pipeline=video_pipeline,
+                test_mode=True)
+
+
+# the Kinetics val sets: ``test_dataloader = dict(dataset=_base_.kinetics_val.k<n>)``
+kinetics_val = dict(k400=_kinetics_val(400), k600=_kinetics_val(600), k700=_kinetics_val(700))

@@ -11,7 +11,8 @@ backend_args = None
 
 
 def _lsj(size, with_mask=True):
-    """(train, test) pipelines at ``size`` with (COCO, LVIS) or without (Objects365) masks."""
+    """(train, test) pipelines at ``size`` with (COCO, LVIS) or without (Objects365) masks,
+    and the detector's data-preprocessor change (``pad``) that squares its batches to ``size``."""
     load = dict(type='LoadAnnotations', with_bbox=True, with_mask=with_mask)
     train = [
         dict(type='LoadImageFromFile', backend_args=backend_args),
@@ -30,12 +31,19 @@ def _lsj(size, with_mask=True):
         dict(type='PackDetInputs',
              meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
     ]
-    return dict(train=train, test=test)
+    if with_mask:
+        pad = dict(batch_augments=[dict(type='BatchFixedSizePad', size=(size, size),
+                                        pad_mask=True)],
+                   test_pad_size=(size, size))
+    else:
+        pad = dict(pad_mask=False, test_pad_size=(size, size),
+                   batch_augments=[dict(type='BatchFixedSizePad', size=(size, size))])
+    return dict(train=train, test=test, pad=pad)
 
 
 train_pipeline = _lsj(image_size)['train']
 test_pipeline = _lsj(image_size)['test']
-# the other sizes the configs use, defined here once: ``{{_base_.lsj.<name>.train|test}}``
+# the other sizes the configs use, defined here once: ``{{_base_.lsj.<name>.train|test|pad}}``
 # (EVA-L/B and Objects365 train at 1024; EVA-01 evaluates the 1280 models at 1536)
 lsj = dict(mask1024=_lsj(1024), mask1536=_lsj(1536), box1024=_lsj(1024, with_mask=False),
            box1536=_lsj(1536, with_mask=False))

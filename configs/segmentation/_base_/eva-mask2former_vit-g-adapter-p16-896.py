@@ -3,6 +3,7 @@
 # COCO-Stuff and ADE20K configs. Weights (the released 14 -> 16 MIM file):
 #   python tools/model_converters/eva_to_mm.py eva_psz14to16.pt \
 #       checkpoints/eva/eva_psz14to16_mm.pth --format eva01-mim
+_base_ = './crops_and_schedules.py'
 custom_imports = dict(imports=['projects.eva.segmentation', 'projects.eva.engine'],
                       allow_failed_imports=False)
 

@@ -146,7 +146,7 @@ def task_of(cfg) -> str:
         return 'video'
     if 'decode_head' in m:
         return 'segmentation'
-    if 'roi_head' in m or 'rpn_head' in m:
+    if 'roi_head' in m or 'rpn_head' in m or m.get('type') == 'DINO':
         return 'detection'
     return 'classification'
 
@@ -227,7 +227,10 @@ def measured_part(cfg, model, batch: int, shape) -> tuple:
     if task == 'video':
         return 'backbone + head', lambda t: model.cls_head(model.backbone(t)), x
     if task == 'detection':
-        return ('backbone + neck (RPN/RoI heads need real tensors: NMS, RoIAlign)',
+        heads = ('the DINO transformer needs real tensors: mmcv deformable attention'
+                 if cfg.model.get('type') == 'DINO'
+                 else 'RPN/RoI heads need real tensors: NMS, RoIAlign')
+        return (f'backbone + neck ({heads})',
                 lambda t: model.neck(model.backbone(t)), x)
     if task == 'segmentation':  # the ViT-Adapter is meta-safe (its sampling takes int sizes)
         part = ('ViT-Adapter (Mask2Former: mmcv deformable attention needs real tensors)'

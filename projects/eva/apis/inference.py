@@ -105,6 +105,30 @@ def config_dataset_meta(cfg: Config) -> dict:
     return dict(getattr(cls, 'METAINFO', {}) or {}) if cls is not None else {}
 
 
+def head_classes(model):
+    """``(number of classes the model predicts, the head that says so)``, or ``(None, None)``
+    (mmpretrain ``head``, mmaction2 ``cls_head``, mmseg ``decode_head``, mmdet ``bbox_head``
+    or the last cascade stage's)."""
+    for name in ('head', 'cls_head', 'decode_head', 'bbox_head', 'roi_head'):
+        head = getattr(model, name, None)
+        if name == 'roi_head' and head is not None:
+            head, name = head.bbox_head, 'roi_head.bbox_head'
+            if isinstance(head, (list, tuple)) or hasattr(head, '__getitem__'):
+                head, name = head[-1], name + '[-1]'
+        if head is not None and isinstance(getattr(head, 'num_classes', None), int):
+            return head.num_classes, f'model.{name}.num_classes'
+    return None, None
+
+
+def _check_class_count(model, classes):
+    """Names given for a model with a fixed head must match its class count."""
+    count, where = head_classes(model)
+    if count is not None and count != len(classes):
+        raise ValueError(f'{len(classes)} class names given (--classes / --classes-file) '
+                         f'but the model predicts {count} classes ({where} = {count}); give '
+                         f'{count} names in the order of its labels')
+
+
 def _fill_dataset_meta(model, ckpt_meta: dict, cfg: Config, classes=None):
     """Class names in the order: given, checkpoint, config's dataset; upstream defaults
     (COCO, Cityscapes) only when none of these has any."""
@@ -112,6 +136,7 @@ def _fill_dataset_meta(model, ckpt_meta: dict, cfg: Config, classes=None):
                 or {})
     meta.update(ckpt_meta)
     if classes is not None:
+        _check_class_count(model, classes)
         meta['classes'] = list(classes)
     elif not ckpt_meta.get('classes'):
         cfg_meta = config_dataset_meta(cfg)
@@ -316,6 +341,15 @@ def _with_topk_labels(ds, k: int):
     return vis_ds
 
 
+MIN_PICTURE = 224  # short edge at which the upstream visualizers' text is readable
+
+
+def _readable_size(hw) -> Optional[int]:
+    """The short edge to draw a small picture at (the upstream visualizers scale their text
+    with the picture: on a 32 px image it was clipped and unreadable); None keeps it."""
+    return MIN_PICTURE if min(hw) < MIN_PICTURE else None
+
+
 def _visualize(inferencer, task, path, ds, classes, score_thr, opacity, topk=5):
     """The upstream visualizer's drawing of one prediction, as an RGB array (video: frames)."""
     if task == 'video':
@@ -327,8 +361,9 @@ def _visualize(inferencer, task, path, ds, classes, score_thr, opacity, topk=5):
         if vis is None:
             from mmpretrain.visualization import UniversalVisualizer
             vis = inferencer.visualizer = UniversalVisualizer()
-        return vis.visualize_cls(_read_rgb(path), ds, classes=classes, draw_gt=False,
-                                 draw_pred=True, draw_score=True)
+        image = _read_rgb(path)
+        return vis.visualize_cls(image, ds, classes=classes, draw_gt=False, draw_pred=True,
+                                 draw_score=True, resize=_readable_size(image.shape[:2]))
     if task == 'detection':
         return inferencer.visualize([path], [ds], return_vis=True, pred_score_thr=score_thr)[0]
     return inferencer.visualize([path], [ds], return_vis=True, opacity=opacity)[0]
@@ -361,22 +396,70 @@ def _predict(inferencer, task, batch: List[str]):
     return inferencer(batch, return_datasamples=True)['predictions']
 
 
+def check_input(path: str, task: str) -> None:
+    """Raise ValueError naming ``path`` and the cause when it cannot be read as the task's
+    input (an empty file, a text file named .jpg, a truncated JPEG, a corrupt video)."""
+    if osp.getsize(path) == 0:
+        raise ValueError(f'{path}: empty file (0 bytes)')
+    if task == 'video':
+        import decord
+        try:
+            frames = len(decord.VideoReader(path))
+        except Exception as e:  # decord raises its own DECORDError
+            raise ValueError(f'{path}: cannot decode the video ({type(e).__name__}: '
+                             f'{str(e).splitlines()[0] if str(e) else ""})') from None
+        if frames == 0:
+            raise ValueError(f'{path}: the video has no frames')
+        return
+    import mmcv
+    with open(path, 'rb') as f:
+        img = mmcv.imfrombytes(f.read())  # what the pipelines' LoadImageFromFile does
+    if img is None:
+        raise ValueError(f'{path}: cannot decode the image (not an image, or truncated)')
+
+
+def _predict_each(inferencer, task: str, batch: List[str]) -> List[Union[object, Exception]]:
+    """A DataSample or the exception per path: the batch at once, and one by one when it
+    fails, so that one bad input does not take its batch with it."""
+    try:
+        samples = _predict(inferencer, task, batch)
+        if len(samples) != len(batch):
+            raise RuntimeError(f'{len(samples)} predictions for {len(batch)} inputs')
+        return list(samples)
+    except Exception as e:
+        if len(batch) == 1:
+            return [e]
+    return [_predict_each(inferencer, task, [p])[0] for p in batch]
+
+
+def _cause(path: str, e: Exception) -> str:
+    """The failure of ``path``, naming it once."""
+    msg = str(e) or type(e).__name__
+    return msg if path in msg else f'{path}: {type(e).__name__}: {msg}'
+
+
 def run_inference(inferencer, inputs: Union[str, Sequence[str]], out_dir: Optional[str] = None,
                   batch_size: int = 1, topk: int = 5, score_thr: float = 0.3,
                   opacity: float = 0.5, visualize: bool = True, progress: bool = True,
-                  extra: Optional[dict] = None, video_format: str = 'gif') -> List[dict]:
+                  extra: Optional[dict] = None, video_format: str = 'gif',
+                  fail_fast: bool = False) -> List[dict]:
     """Predict every input (files or folders) and, with ``out_dir``, write
     ``out_dir/preds/<name>.json`` and ``out_dir/vis/<name>.png`` (video: ``.gif``, or
-    ``.mp4`` with ``video_format='mp4'``).
+    ``.mp4`` with ``video_format='mp4'``), and ``out_dir/summary.json``.
 
-    Returns the JSON records in input order. ``score_thr`` only filters what the detection
-    picture draws; the JSON keeps every instance the model returned.
+    Returns one record per input, in input order. An input that cannot be read or predicted
+    gets ``{'input', 'task', 'error'}`` (the cause, naming the file) and the others go on;
+    ``fail_fast=True`` raises at the first one instead. ``score_thr`` only filters what the
+    detection picture draws; the JSON keeps every instance the model returned.
     """
     task = getattr(inferencer, 'eva_task', None)
     if task not in TASKS:
         raise ValueError('use an inferencer from build_inferencer() (it records the task)')
     if batch_size < 1:
         raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+    from .video_vis import VIDEO_FORMATS
+    if video_format not in VIDEO_FORMATS:
+        raise ValueError(f'video format must be one of {VIDEO_FORMATS}, got {video_format!r}')
     paths = collect_inputs(inputs, task)
     names = output_names(paths)
     classes = _classes_of(inferencer, task)
@@ -392,41 +475,77 @@ def run_inference(inferencer, inputs: Union[str, Sequence[str]], out_dir: Option
     if progress:
         from mmengine.utils import ProgressBar
         bar = ProgressBar(len(paths))
-    records = []
+    by_path: Dict[int, dict] = {}
+
+    def failed(i: int, e: Exception):
+        if fail_fast:
+            raise RuntimeError(_cause(paths[i], e)) from e
+        by_path[i] = dict(input=paths[i], task=task, error=_cause(paths[i], e))
+        if bar is not None:
+            bar.update()
+
     for start in range(0, len(paths), batch_size):
-        batch = paths[start:start + batch_size]
-        samples = _predict(inferencer, task, batch)
-        if len(samples) != len(batch):
-            raise RuntimeError(f'{len(samples)} predictions for {len(batch)} inputs')
-        for path, name, ds in zip(batch, names[start:start + batch_size], samples):
-            rec = dict(input=path, task=task)
-            rec.update(extra or {})
-            if task in ('classification', 'zero-shot', 'video'):
-                rec.update(_class_record(ds, classes, topk))
-            elif task == 'detection':
-                rec.update(_det_record(ds, classes))
-            else:
-                if preds_dir:
-                    rec.update(_seg_record(ds, classes, name + '_seg.png', preds_dir))
-                else:
-                    import tempfile
-                    with tempfile.TemporaryDirectory() as tmp:
-                        rec.update(_seg_record(ds, classes, name + '_seg.png', tmp))
-                    rec.pop('seg_map')
-            if out_dir:
-                if visualize:
-                    image = _visualize(inferencer, task, path, ds, classes, score_thr, opacity,
-                                       topk)
-                    rec['visualization'] = osp.basename(
-                        _save_vis(image, osp.join(vis_dir, name), video_format))
-                with open(osp.join(preds_dir, name + '.json'), 'w') as f:
-                    json.dump(rec, f, indent=1)
-            records.append(rec)
+        readable = []
+        for i in range(start, min(start + batch_size, len(paths))):
+            try:
+                check_input(paths[i], task)
+                readable.append(i)
+            except (ValueError, OSError) as e:
+                failed(i, e)
+        results = _predict_each(inferencer, task, [paths[i] for i in readable]) \
+            if readable else []
+        for i, ds in zip(readable, results):
+            if isinstance(ds, Exception):
+                failed(i, ds)
+                continue
+            try:
+                by_path[i] = _write_record(inferencer, task, paths[i], names[i], ds, classes,
+                                           extra, topk, score_thr, opacity, video_format,
+                                           preds_dir if out_dir else None,
+                                           vis_dir if out_dir and visualize else None)
+            except Exception as e:
+                failed(i, e)
+                continue
             if bar is not None:
                 bar.update()
     if bar is not None:
         print()
+    records = [by_path[i] for i in range(len(paths))]
+    if out_dir:
+        with open(osp.join(out_dir, 'summary.json'), 'w') as f:
+            json.dump(summary(records), f, indent=1)
     return records
+
+
+def summary(records: Sequence[dict]) -> dict:
+    """``{'done': n, 'failed': [{'input', 'error'}, ...]}`` of :func:`run_inference`'s records."""
+    failed = [dict(input=r['input'], error=r['error']) for r in records if 'error' in r]
+    return dict(done=len(records) - len(failed), failed=failed)
+
+
+def _write_record(inferencer, task, path, name, ds, classes, extra, topk, score_thr, opacity,
+                  video_format, preds_dir, vis_dir) -> dict:
+    rec = dict(input=path, task=task)
+    rec.update(extra or {})
+    if task in ('classification', 'zero-shot', 'video'):
+        rec.update(_class_record(ds, classes, topk))
+    elif task == 'detection':
+        rec.update(_det_record(ds, classes))
+    elif preds_dir:
+        rec.update(_seg_record(ds, classes, name + '_seg.png', preds_dir))
+    else:
+        import tempfile
+        with tempfile.TemporaryDirectory() as tmp:
+            rec.update(_seg_record(ds, classes, name + '_seg.png', tmp))
+        rec.pop('seg_map')
+    if vis_dir:
+        image = _visualize(inferencer, task, path, ds, classes, score_thr, opacity, topk)
+        rec['visualization'] = osp.basename(_save_vis(image, osp.join(vis_dir, name),
+                                                      video_format))
+    if preds_dir:
+        with open(osp.join(preds_dir, name + '.json'), 'w') as f:
+            json.dump(rec, f, indent=1)
+    return rec
 
 
 def _classes_of(inferencer, task) -> Optional[List[str]]:

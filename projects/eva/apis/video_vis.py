@@ -14,6 +14,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 VIDEO_FORMATS = ('gif', 'mp4')
+MIN_SHORT_EDGE = 224  # frames are drawn at least this large
 
 
 def draw_video(visualizer, path: str, ds, k: int,
@@ -28,8 +29,13 @@ def draw_video(visualizer, path: str, ds, k: int,
     vis_ds.set_field(LabelData(item=top, score=scores), 'pred_labels')
     if classes is not None:
         visualizer.dataset_meta = dict(visualizer.dataset_meta or {}, classes=list(classes))
+    import decord
+    h, w = decord.VideoReader(path)[0].shape[:2]
+    small = min(h, w) < MIN_SHORT_EDGE  # its text scales with the frame: unreadable below
     frames = visualizer.add_datasample(osp.basename(path), path, vis_ds, draw_gt=False,
-                                       draw_pred=True, draw_score=True, out_type='img')
+                                       draw_pred=True, draw_score=True, out_type='img',
+                                       rescale_factor=MIN_SHORT_EDGE / min(h, w)
+                                       if small else None)
     return np.ascontiguousarray(np.stack([np.asarray(f) for f in frames])[..., ::-1])
 
 
@@ -47,6 +53,7 @@ def save_video(frames: np.ndarray, path_no_ext: str, fmt: str = 'gif', fps: int 
                        duration=int(1000 / fps), loop=0)
         return out
     import cv2
+    frames = frames[:, :frames.shape[1] // 2 * 2, :frames.shape[2] // 2 * 2]  # mp4v: even sizes
     h, w = frames.shape[1:3]
     writer = cv2.VideoWriter(out, cv2.VideoWriter_fourcc(*'mp4v'), fps, (w, h))
     if not writer.isOpened():

@@ -405,8 +405,7 @@ def _is_own_image_run(sd):
 @register_format('own-run', _is_own_image_run,
                  'this project: EVAMIM / ImageClassifier run with an EVAViT backbone '
                  '(work_dirs/*/epoch_*.pth)',
-                 aliases=('own-run-eva02', 'this project: EVAMIM / ImageClassifier run with '
-                          'an EVA-02 B/L EVAViT (work_dirs/*/epoch_*.pth)'))
+                 aliases=('own-run-eva02',))
 def convert_own_run(sd, patch_size=None, **_):
     """A checkpoint of our own MIM pretraining or classification fine-tune -> its backbone,
     for transfer (e.g. ``--patch-size 16`` for detection / segmentation, as EVA-01 did with

@@ -46,8 +46,7 @@ def _is_timm_eva02(sd: Dict[str, torch.Tensor]) -> bool:
 
 
 @register_format('timm-eva02', _is_timm_eva02,
-                 'timm eva02_* (classifiers, MIM encoders, *_clip vision towers)',
-                 aliases=('timm eva02_* (classifiers, MIM encoders, *_clip vision towers)',))
+                 'timm eva02_* (classifiers, MIM encoders, *_clip vision towers)')
 def convert_timm_eva02(sd, patch_size=None, **_):
     """-> ``ImageClassifier`` (``backbone.*`` + ``head.fc``) for the mean-pooled classifiers
     (``fc_norm``), or backbone + final ``norm`` + ``clip_projection`` for the token-pooled
@@ -80,8 +79,7 @@ MMPRETRAIN_EVA02_RULES: List[Tuple[str, str]] = [
 
 
 @register_format('mmpretrain-eva02', _is_mmpretrain_eva02,
-                 'mmpretrain ViTEVA02 (vit-*-p14_eva02-*, eva02_to_mmpretrain.py)',
-                 aliases=('mmpretrain ViTEVA02 (vit-*-p14_eva02-*, eva02_to_mmpretrain.py)',))
+                 'mmpretrain ViTEVA02 (vit-*-p14_eva02-*, eva02_to_mmpretrain.py)')
 def convert_mmpretrain_eva02(sd, patch_size=None, **_):
     """mmpretrain fuses q/k/v (with a full bias whose k part the official weights leave at 0)
     and the SwiGLU ``w12`` in every size. With sub-LN (``mlp.norm``, B/L) both are split into

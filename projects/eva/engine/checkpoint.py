@@ -244,11 +244,12 @@ def check_save_checkpoint_args(owner: str, kwargs: dict) -> None:
 def checkpoint_problem(path: str) -> Optional[str]:
     """Why ``path`` cannot be resumed from (missing, empty, truncated), or None if it reads.
 
+    A folder is a DeepSpeed checkpoint, checked file by file (:func:`_folder_problem`).
     PyTorch checkpoints are zip archives: a file cut short loses its central directory, and
     every member is checked against its CRC, so this reads the file once without unpickling.
     """
     if osp.isdir(path):
-        return None  # a DeepSpeed / FSDP checkpoint folder: its loader checks it
+        return _folder_problem(path)
     if not osp.isfile(path):
         return 'file not found'
     size = osp.getsize(path)
@@ -263,6 +264,37 @@ def checkpoint_problem(path: str) -> Optional[str]:
         return f'unreadable ({type(e).__name__}: {e})'
     if bad is not None:
         return f'corrupt member {bad!r} (CRC mismatch)'
+    return None
+
+
+DS_MODEL_STATES = re.compile(r'^(.*_)?mp_rank_\d+_model_states\.pt$')
+DS_ZERO_SHARD = re.compile(r'^(bf16_)?zero_pp_rank_(?P<rank>\d+)_mp_rank_\d+_optim_states\.pt$')
+
+
+def _folder_problem(path: str) -> Optional[str]:
+    """Why a DeepSpeed checkpoint folder (``epoch_N.pth/``, written by mmengine's
+    ``DeepSpeedStrategy`` with ``tag=epoch_N.pth``) cannot be resumed from, or None.
+
+    DeepSpeed writes its files in place with ``torch.save``: a run killed during its first
+    save left ``epoch_1.pth/`` with a zero-byte file and ``--resume`` failed in it with
+    ``EOFError: Ran out of input``. Every ``.pt`` file must be a complete PyTorch archive, the
+    model states must be there and the ZeRO optimizer shards must have no gap in their ranks.
+    """
+    names = sorted(os.listdir(path))
+    if not names:
+        return 'empty folder'
+    files = [n for n in names if osp.isfile(osp.join(path, n))]
+    if not any(DS_MODEL_STATES.match(n) for n in files):
+        return f'no DeepSpeed model states (*mp_rank_00_model_states.pt) in the folder {names[:5]}'
+    for name in files:
+        if name.endswith('.pt'):
+            problem = checkpoint_problem(osp.join(path, name))
+            if problem is not None:
+                return f'{name}: {problem}'
+    ranks = sorted(int(m.group('rank')) for m in map(DS_ZERO_SHARD.match, files) if m)
+    if ranks and ranks != list(range(ranks[-1] + 1)):
+        missing = sorted(set(range(ranks[-1] + 1)) - set(ranks))
+        return f'ZeRO optimizer shards of rank(s) {missing} missing'
     return None
 
 

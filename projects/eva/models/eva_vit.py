@@ -21,11 +21,9 @@ import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
-from .attention import (CPU_BF16_EXPLICIT_ATTN_MAX_TOKENS, attention,  # noqa: F401
-                        decomposed_rel_pos_terms, expand_bias)
-from .vit_adapt import (REL_POS_INTERP, check_rel_pos_bias, drop_rope_tables,  # noqa: F401
-                        fit_pos_embed, fit_rel_pos, resize_pos_embed, resize_rel_pos,
-                        resize_rel_pos_beit, squeeze_tubelet)
+from .attention import attention, decomposed_rel_pos_terms, expand_bias
+from .vit_adapt import (REL_POS_INTERP, check_rel_pos_bias, drop_rope_tables, fit_pos_embed,
+                        fit_rel_pos, resize_pos_embed, resize_rel_pos, squeeze_tubelet)
 
 ARCH_ZOO = {
     'tiny': dict(embed_dims=192, num_layers=12, num_heads=3, feedforward_channels=768),
