@@ -16,9 +16,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_every_fix_is_applied_from_one_place():
-    assert [f.__name__ for f in compat.FIXES] == ['deferred_deepspeed_import',
-                                                  'weights_only_resume', 'mmaction_drn',
-                                                  'lvis_numpy2', 'cpu_dist_init']
+    assert [f.__name__ for f in compat.FIXES] == [
+        'deferred_deepspeed_import', 'weights_only_resume', 'safe_checkpoint_loading',
+        'atomic_local_writes', 'mmaction_drn', 'lvis_numpy2', 'cpu_dist_init',
+        'named_image_errors', 'mmcv_cpu_amp']
     for fix in compat.FIXES:  # each names its upstream bug
         assert f':func:`{fix.__name__}` -- ' in compat.__doc__
 
@@ -39,14 +40,14 @@ def test_weights_only_loads_an_mmengine_checkpoint(tmp_path):
     assert ckpt['meta']['seed'] == 3 and ckpt['meta']['cfg'].a == 1
 
 
-def test_weights_only_resume_falls_back_for_another_runs_checkpoint(tmp_path):
-    """A checkpoint with a function reference (other mmengine runs) still resumes, with a
-    warning; plain weight loading keeps refusing it."""
+def test_another_runs_checkpoint_resumes_only_with_the_opt_in(tmp_path, monkeypatch):
+    """A checkpoint with a function reference (other mmengine runs) is refused by name --
+    no fallback to full unpickling -- and resumes when the user opts in."""
     from mmengine.logging import MessageHub
     from mmengine.runner import Runner
     from torch.utils.data import DataLoader
 
-    from projects.eva.checkpoint import load_weights
+    from projects.eva.loader import load_weights
     model = torch.nn.Linear(2, 1)
     runner = Runner(model=model, work_dir=str(tmp_path / 'run'),
                     train_dataloader=DataLoader([torch.zeros(2)] * 2, batch_size=1),
@@ -57,8 +58,13 @@ def test_weights_only_resume_falls_back_for_another_runs_checkpoint(tmp_path):
     torch.save({'meta': dict(epoch=0, iter=7, hook=os.path.join), 'state_dict':
                 {k: v + 1 for k, v in model.state_dict().items()},
                 'message_hub': MessageHub.get_instance('other_run').state_dict()}, path)
-    with pytest.raises(RuntimeError, match='cannot load weights'):
+    with pytest.raises(RuntimeError, match=r'refused to load .*other\.pth: it pickles '
+                       r'\[.*join.*EVA_TRUST_CHECKPOINTS=1'):
         load_weights(path)
+    with pytest.raises(RuntimeError, match='EVA_TRUST_CHECKPOINTS'):
+        runner.resume(path, resume_optimizer=False, resume_param_scheduler=False)
+    assert runner.iter == 0
+    monkeypatch.setenv('EVA_TRUST_CHECKPOINTS', '1')
     runner.resume(path, resume_optimizer=False, resume_param_scheduler=False)
     assert runner.iter == 7
     torch.testing.assert_close(runner.model.bias.data, model.bias.data)
@@ -111,7 +117,8 @@ def _free_port():
 @pytest.mark.slow  # starts a fresh Python (imports the whole stack)
 def test_cpu_dist_init_without_cuda():
     """mmengine's pytorch launcher calls ``torch.cuda.set_device`` even for gloo."""
-    script = ('import sys; sys.path.insert(0, sys.argv[1]); import projects.eva; '
+    script = ('import sys; sys.path.insert(0, sys.argv[1]); from projects.eva import compat; '
+              'compat.apply(); '
               'from mmengine.dist import init_dist, get_world_size; '
               "init_dist('pytorch', backend='gloo'); print('world', get_world_size())")
     env = dict(os.environ, RANK='0', LOCAL_RANK='0', WORLD_SIZE='1', MASTER_ADDR='127.0.0.1',
@@ -126,7 +133,8 @@ def test_deferred_deepspeed_import(tmp_path):
     """mmengine 0.10.7 imports deepspeed with mmengine.runner; with projects.eva it comes
     with the first DeepSpeedStrategy, and on CPU without the JIT-built inference op."""
     pytest.importorskip('deepspeed')
-    code = ('import sys, projects.eva, mmengine.runner\n'
+    code = ('import sys\nfrom projects.eva import compat\ncompat.apply()\n'
+            'import mmengine.runner\n'
             'from mmengine.registry import STRATEGIES\n'
             'assert "deepspeed" not in sys.modules, "imported eagerly"\n'
             'STRATEGIES.build(dict(type="DeepSpeedStrategy", work_dir=sys.argv[1]))\n'
@@ -134,3 +142,56 @@ def test_deferred_deepspeed_import(tmp_path):
             'assert not deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"]\n')
     env = dict(os.environ, PYTHONPATH=ROOT, DS_ACCELERATOR='cpu', OMP_NUM_THREADS='1')
     subprocess.run([sys.executable, '-c', code, str(tmp_path)], env=env, check=True, cwd=ROOT)
+
+
+def test_safe_checkpoint_loading_names_bad_files(tmp_path):
+    """mmengine's ``load_from_local`` gave a bare EOFError / UnicodeDecodeError."""
+    from mmengine.runner import load_checkpoint
+    empty, junk = tmp_path / 'empty.pth', tmp_path / 'junk.pth'
+    empty.write_bytes(b'')
+    junk.write_bytes(bytes(range(256)) * 4)
+    model = torch.nn.Linear(2, 1)
+    with pytest.raises(ValueError, match=r'empty\.pth: empty file \(0 bytes\)'):
+        load_checkpoint(model, str(empty))
+    with pytest.raises(ValueError, match=r'junk\.pth: not a PyTorch checkpoint'):
+        load_checkpoint(model, str(junk))
+
+
+def test_atomic_local_writes(tmp_path, monkeypatch):
+    """mmengine's ``LocalBackend.put`` writes in place: a failing write leaves the old file."""
+    from mmengine.fileio.backends import LocalBackend
+    path = tmp_path / 'epoch_1.pth'
+    path.write_bytes(b'complete')
+
+    def fail(*args):
+        raise OSError('disk full')
+    monkeypatch.setattr(os, 'fsync', fail)
+    with pytest.raises(OSError, match='disk full'):
+        LocalBackend().put(b'trunc', str(path))
+    assert path.read_bytes() == b'complete' and os.listdir(tmp_path) == ['epoch_1.pth']
+
+
+def test_importing_the_package_patches_nothing():
+    """Every fix waits for ``compat.apply()``: importing projects.eva and its task packages
+    leaves mmengine, mmcv and torch as they are."""
+    code = (
+        'import sys; sys.path.insert(0, sys.argv[1])\n'
+        'from mmengine.fileio.backends import LocalBackend\n'
+        'from mmengine.runner.checkpoint import CheckpointLoader\n'
+        'import mmengine.dist.utils as du, mmcv.ops, mmcv.transforms as T, torch\n'
+        'before = (LocalBackend.put, CheckpointLoader._schemes[""], du._init_dist_pytorch,\n'
+        '          mmcv.ops.nms, T.LoadImageFromFile.transform,\n'
+        '          len(torch.serialization.get_safe_globals()))\n'
+        'import projects.eva, projects.eva.models, projects.eva.engine, '
+        'projects.eva.detection, projects.eva.segmentation, projects.eva.apis\n'
+        'after = (LocalBackend.put, CheckpointLoader._schemes[""], du._init_dist_pytorch,\n'
+        '         mmcv.ops.nms, T.LoadImageFromFile.transform,\n'
+        '         len(torch.serialization.get_safe_globals()))\n'
+        'assert before == after, (before, after)\n'
+        'from projects.eva import compat; compat.apply()\n'
+        'assert LocalBackend.put is not before[0] and mmcv.ops.nms is not before[3]\n'
+        'print("ok")\n')
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    out = subprocess.run([sys.executable, '-c', code, ROOT], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0 and 'ok' in out.stdout, out.stderr[-3000:]

@@ -34,7 +34,9 @@ import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import projects.eva  # noqa: E402,F401
+from projects.eva import compat  # noqa: E402
+
+compat.apply()  # the pinned stack's fixes, before mmengine.runner is imported
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # in table order (eva02 needs clip's checkpoint: its MIM teacher)

@@ -159,6 +159,8 @@ def default_labels(models: dict) -> str:
 def main(argv=None):
     args = parse_args(argv)
     os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')
+    from projects.eva import compat
+    compat.apply()
     models = resolve_models(args)
     for task, (cfg, ckpt) in models.items():
         print(f'[gradio_demo] {task}: {cfg} + {ckpt}', flush=True)

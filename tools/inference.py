@@ -14,12 +14,15 @@ Zero-shot takes its label set from --classes / --classes-file (one name per line
 prompts from --prompts-file (one template with ``{}`` per line; default: the config's).
 """
 import argparse
+import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import projects.eva  # noqa: E402,F401
+from projects.eva import compat  # noqa: E402
+
+compat.apply()  # the pinned stack's fixes, before mmengine.runner is imported
 from mmengine.config import DictAction  # noqa: E402
 
 from projects.eva.cpu import set_threads  # noqa: E402
@@ -52,6 +55,9 @@ def parse_args(argv=None):
     names.add_argument('--classes-file', help='class names, one per line')
     p.add_argument('--prompts-file', help='zero-shot prompt templates, one per line, with {}')
     p.add_argument('--no-vis', action='store_true', help='write only the JSON files')
+    p.add_argument('--trust-checkpoint', action='store_true',
+                   help='allow a checkpoint that needs full unpickling (runs code from the '
+                   'file: only for files you trust; same as EVA_TRUST_CHECKPOINTS=1)')
     p.add_argument('--fail-fast', action='store_true',
                    help='stop at the first input that cannot be read or predicted (default: '
                    'go on, list the failures at the end and exit with status 1)')
@@ -66,6 +72,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.trust_checkpoint:  # the user's explicit opt-in (projects/eva/loader.py)
+        os.environ['EVA_TRUST_CHECKPOINTS'] = '1'
     classes = None
     if args.classes:
         classes = [c.strip() for c in args.classes.split(',') if c.strip()]

@@ -10,7 +10,9 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import projects.eva  # noqa: E402,F401
+from projects.eva import compat  # noqa: E402
+
+compat.apply()  # the pinned stack's fixes, before mmengine.runner is imported
 from projects.eva.cpu import loader_workers, set_threads  # noqa: E402
 from projects.eva.runner import build_runner, end_process, finish_distributed  # noqa: E402
 
@@ -26,6 +28,9 @@ def parse_args(argv=None):
     parser.add_argument('--tensorboard', action='store_true',
                         help='also log scalars to TensorBoard (<work_dir>/<time>/vis_data)')
     parser.add_argument('--amp', action='store_true')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='allow a checkpoint that needs full unpickling (runs code from '
+                        'the file: only for files you trust; same as EVA_TRUST_CHECKPOINTS=1)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
     parser.add_argument('--threads', type=int, default=None,
                         help='torch intra-op threads (default on CPU: the cores left after '
@@ -41,6 +46,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.trust_checkpoint:  # the user's explicit opt-in (projects/eva/loader.py)
+        os.environ['EVA_TRUST_CHECKPOINTS'] = '1'
     runner = build_runner(
         args.config, work_dir=args.work_dir, amp=args.amp, cfg_options=args.cfg_options,
         mode='test', launcher=args.launcher, checkpoint=args.checkpoint, tta=args.tta,

@@ -14,7 +14,9 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import projects.eva  # noqa: E402,F401  (stack fixes: torch.load for --resume, mmaction shim)
+from projects.eva import compat  # noqa: E402
+
+compat.apply()  # the pinned stack's fixes, before mmengine.runner is imported
 from mmengine.config import DictAction  # noqa: E402
 
 from projects.eva.cpu import loader_workers, set_threads  # noqa: E402
@@ -29,6 +31,10 @@ def parse_args(argv=None):
                         help='resume from the given checkpoint, or the latest one in the '
                         'work dir when no path is given')
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='allow --resume / load_from checkpoints that need full unpickling '
+                        '(runs code from the file: only for files you trust; same as '
+                        'EVA_TRUST_CHECKPOINTS=1)')
     parser.add_argument('--tensorboard', action='store_true',
                         help='also log scalars to TensorBoard (<work_dir>/<time>/vis_data)')
     parser.add_argument('--no-validate', action='store_true', help='skip validation')
@@ -52,6 +58,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.trust_checkpoint:  # the user's explicit opt-in (projects/eva/loader.py)
+        os.environ['EVA_TRUST_CHECKPOINTS'] = '1'
     runner = build_runner(
         args.config, work_dir=args.work_dir, resume=args.resume, amp=args.amp,
         cfg_options=args.cfg_options, launcher=args.launcher, no_validate=args.no_validate,

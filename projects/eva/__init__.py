@@ -1,16 +1,14 @@
-"""EVA-01 on OpenMMLab 2.x.
+"""EVA-01 / EVA-02 on OpenMMLab 2.x.
 
-Importing ``projects.eva`` applies the fixes for the pinned stack (:mod:`projects.eva.compat`)
-and makes checkpoint writes atomic (:func:`projects.eva.checkpoint.atomic_local_writes`); it
-registers nothing. The task packages register their classes, under names of their own, into
+Importing ``projects.eva`` registers nothing and patches nothing. The fixes for the pinned
+stack are applied explicitly by :func:`projects.eva.compat.apply` (``tools/*.py`` and the
+runner call it). The task packages register their classes, under names of their own, into
 the OpenMMLab registries when a config imports them (``custom_imports``): see
-docs/architecture.md. ``projects.eva.get_model(name)`` / ``list_models(pattern)`` build the
+docs/architecture.md. Models come through one door, :func:`projects.eva.apis.build_model`
+(a config or a model-index name, optionally a checkpoint read by the one safe loader,
+:mod:`projects.eva.loader`); ``get_model(name)`` / ``list_models(pattern)`` build the
 released models of ``model-index.yml``; ``projects.eva.apis`` has inference for every task.
 """
-from . import checkpoint, compat
-
-compat.apply()
-checkpoint.atomic_local_writes()
 
 
 def get_model(name, checkpoint=None, **kwargs):

@@ -1,11 +1,19 @@
 """Fixes for bugs of the pinned stack (requirements/runtime.txt), all applied by :func:`apply`
-when ``projects.eva`` is imported -- the one place they happen. Each names the upstream bug it
+-- the one place they happen. Importing ``projects.eva`` (or any of its packages) patches
+nothing: ``tools/*.py`` and :func:`projects.eva.runner.build_runner` call :func:`apply`. Each names the upstream bug it
 works around; ``tests/test_compat.py`` has a test per fix that fails without it. Drop a fix
 when the pin moves past its bug.
 
 * :func:`weights_only_resume` -- mmengine#1655: torch >= 2.6 loads with ``weights_only=True``
   and mmengine 0.10.7 checkpoints hold ``HistoryBuffer`` (with function references),
   ``ConfigDict`` and numpy objects, so ``--resume`` fails.
+* :func:`safe_checkpoint_loading` -- mmengine 0.10.7 ``runner/checkpoint.py``
+  ``load_from_local`` calls ``torch.load`` with torch's default (full unpickling before
+  torch 2.6; mmengine#1655 asks for ``weights_only``) and gives a bare ``EOFError`` /
+  ``UnicodeDecodeError`` for an empty or non-checkpoint file.
+* :func:`atomic_local_writes` -- mmengine 0.10.7 ``LocalBackend.put`` opens the final path
+  with ``'wb'`` and writes in place: a crash mid-save leaves a truncated checkpoint under the
+  name ``--resume`` picks.
 * :func:`mmaction_drn` -- mmaction2#2714: the 1.2.0 wheel lacks
   ``mmaction/models/localizers/drn``, which ``mmaction.models`` imports.
 * :func:`lvis_numpy2` -- lvis-api#37 (fixed on its main branch, never released): lvis 0.5.3
@@ -17,11 +25,14 @@ when the pin moves past its bug.
   ``import deepspeed`` at import time, i.e. with every ``import mmengine.runner`` (seconds per
   process, with or without a DeepSpeed config); deepspeed 0.16.9's CPU backend JIT-compiles
   an inference-only all-reduce op when its process group starts (minutes on a fresh cache).
+* :func:`named_image_errors` -- mmcv 2.1 ``LoadImageFromFile`` on a zero-byte file fails in
+  OpenCV with ``cv2.error ... !buf.empty()`` and no file name.
+* :func:`mmcv_cpu_amp` -- mmcv 2.1's CPU kernels of ``nms`` / ``RoIAlign`` take fp32 only:
+  ``--amp`` without CUDA failed with ``expected scalar type Float but found Half``.
 """
 import functools
 import importlib.util
 import os.path as osp
-import pickle
 import sys
 import types
 
@@ -31,23 +42,15 @@ import torch
 
 def weights_only_resume():
     """Checkpoints written by our runs load with ``torch.load(weights_only=True)``: the few
-    mmengine / numpy types they hold are allow-listed and ``HistoryBuffer`` stops pickling
-    function references (its default statistics are rebuilt on load anyway). Only
-    ``Runner.resume`` -- the runner's own checkpoint, named by the user -- falls back to full
-    unpickling for checkpoints written by other mmengine runs, saying so."""
-    from mmengine.config import ConfigDict
+    mmengine / numpy data types they hold are allow-listed
+    (:func:`projects.eva.loader.runner_globals`) and ``HistoryBuffer`` stops pickling function
+    references (its default statistics are rebuilt on load anyway). There is no fallback to
+    full unpickling: a checkpoint of another run that needs it is refused by name, unless the
+    user opts in (``EVA_TRUST_CHECKPOINTS=1``, see :mod:`projects.eva.loader`)."""
     from mmengine.logging import HistoryBuffer
-    from mmengine.runner import FlexibleRunner, Runner
-    try:  # numpy >= 2
-        from numpy._core.multiarray import _reconstruct, scalar
-    except ImportError:  # pragma: no cover - numpy 1.x
-        from numpy.core.multiarray import _reconstruct, scalar
-    torch.serialization.add_safe_globals(
-        [HistoryBuffer, ConfigDict, np.dtype, np.ndarray, np.generic, np.float64, np.float32,
-         np.int64, np.int32, np.bool_, _reconstruct, scalar] +
-        [type(np.dtype(t)) for t in ('float64', 'float32', 'int64', 'int32', 'bool', 'uint8',
-                                     'int8', 'float16')])
 
+    from .loader import runner_globals
+    torch.serialization.add_safe_globals(runner_globals())
     if not getattr(HistoryBuffer, '_eva_safe_pickle', False):
         def __getstate__(self):
             state = dict(self.__dict__)
@@ -57,31 +60,50 @@ def weights_only_resume():
         HistoryBuffer.__getstate__ = __getstate__
         HistoryBuffer._eva_safe_pickle = True
 
-    def with_fallback(resume):
-        if getattr(resume, '_eva_wrapped', False):
-            return resume
 
-        @functools.wraps(resume)
-        def wrapped(self, *args, **kwargs):
-            try:
-                return resume(self, *args, **kwargs)
-            except pickle.UnpicklingError as e:
-                if 'Weights only load failed' not in str(e):
-                    raise
-                self.logger.warning('resume checkpoint needs full unpickling (written by '
-                                    'another mmengine run); loading it as trusted')
-                original = torch.load
-                torch.load = functools.partial(original, weights_only=False)
-                try:
-                    return resume(self, *args, **kwargs)
-                finally:
-                    torch.load = original
+def safe_checkpoint_loading():
+    """mmengine's ``CheckpointLoader`` reads local files through the one loader
+    (:func:`projects.eva.loader.read_checkpoint`), so ``load_from``, ``--resume``,
+    ``init_cfg=Pretrained`` and ``load_checkpoint`` never unpickle code and name bad files."""
+    from mmengine.runner.checkpoint import CheckpointLoader
 
-        wrapped._eva_wrapped = True
-        return wrapped
+    from .loader import load_from_local_safely
+    if CheckpointLoader._schemes.get('') is not load_from_local_safely:
+        CheckpointLoader.register_scheme(prefixes='', loader=load_from_local_safely,
+                                         force=True)
 
-    Runner.resume = with_fallback(Runner.resume)
-    FlexibleRunner.resume = with_fallback(FlexibleRunner.resume)
+
+def atomic_local_writes():
+    """mmengine writes checkpoints with ``LocalBackend.put``: write a temporary file in the
+    same folder, fsync, then ``os.replace`` it, so a crash while saving never leaves a
+    truncated checkpoint under the final name."""
+    from mmengine.fileio.backends import LocalBackend
+    if getattr(LocalBackend, '_eva_atomic', False):
+        return
+    from .engine.checkpoint import write_atomically
+
+    def put(self, obj: bytes, filepath) -> None:
+        write_atomically(str(filepath), obj)
+
+    LocalBackend.put = put
+    LocalBackend._eva_atomic = True
+
+
+def named_image_errors():
+    """Empty / undecodable image files are named (:func:`projects.eva.engine.inputs.apply`)."""
+    if importlib.util.find_spec('mmcv') is None:
+        return
+    from .engine import inputs
+    inputs.apply()
+
+
+def mmcv_cpu_amp():
+    """fp16 / bf16 inputs of mmcv's CPU ``nms`` / ``RoIAlign`` are upcast
+    (:func:`projects.eva.detection.cpu_amp.apply`)."""
+    if importlib.util.find_spec('mmcv') is None:
+        return
+    from .detection import cpu_amp
+    cpu_amp.apply()
 
 
 def mmaction_drn():
@@ -176,10 +198,13 @@ def deferred_deepspeed_import():
 
 
 # deferred_deepspeed_import first: the others import mmengine.runner
-FIXES = (deferred_deepspeed_import, weights_only_resume, mmaction_drn, lvis_numpy2,
-         cpu_dist_init)
+FIXES = (deferred_deepspeed_import, weights_only_resume, safe_checkpoint_loading,
+         atomic_local_writes, mmaction_drn, lvis_numpy2, cpu_dist_init, named_image_errors,
+         mmcv_cpu_amp)
 
 
 def apply():
+    """Apply every fix (idempotent). Called explicitly by ``tools/*.py`` and by
+    :func:`projects.eva.runner.build_runner`; importing ``projects.eva`` patches nothing."""
     for fix in FIXES:
         fix()

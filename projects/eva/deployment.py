@@ -12,8 +12,9 @@ the config's model (:func:`model_kind`):
   the softmax of several clips / crops, which the runtime does over calls).
 
 Inputs are *normalised* images (B, 3, H, W) or clips, as mmdeploy does it; the data preprocessor's
-mean/std and channel order go into the ONNX ``metadata_props``. :func:`load_model` (config +
-checkpoint -> eval model) is shared with the feature visualisation and the web demo.
+mean/std and channel order go into the ONNX ``metadata_props``. The model comes from the one
+door, :func:`projects.eva.apis.build.build_model` (config + checkpoint -> eval model, every
+weight checked), as for inference, the feature maps and the web demo.
 """
 import json
 import os
@@ -24,60 +25,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .apis.build import size_divisor, vit_of
+
 KINDS = ('classifier', 'clip-image', 'clip-text', 'det-backbone', 'seg-backbone',
          'video-classifier')
-
-
-# ---------------------------------------------------------------------- model loading
-def load_model(config: str, checkpoint: Optional[str], cfg_options: Optional[dict] = None,
-               strict: bool = True):
-    """Build the config's model (its registry scope) and load ``checkpoint`` (our runs or
-    converted releases). ``strict``: a parameter the checkpoint lacks is an error, since an
-    exported model with random weights would look fine and be wrong."""
-    from mmengine.config import Config
-    from mmengine.registry import MODELS, init_default_scope
-
-    import projects.eva  # noqa: F401  (stack fixes)
-    from projects.eva.checkpoint import load_weights, unwrap_state_dict
-    cfg = Config.fromfile(config) if isinstance(config, str) else config
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    model_cfg = cfg.model.copy()
-    if cfg.get('data_preprocessor') is not None:  # a top-level one, as the Runner merges it
-        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
-    _drop_pretrained(model_cfg)
-    model = MODELS.build(model_cfg)
-    if checkpoint:
-        raw = load_weights(checkpoint)
-        sd = unwrap_state_dict(raw)
-        meta = raw.get('meta') if isinstance(raw, dict) else None
-        if isinstance(meta, dict) and isinstance(meta.get('dataset_meta'), dict):
-            model.dataset_meta = meta['dataset_meta']  # class names for the ONNX metadata
-        missing, unexpected = model.load_state_dict(sd, strict=False)
-        missing = [k for k in missing if not k.endswith(('num_batches_tracked', ))]
-        if strict and missing:
-            raise KeyError(f'{checkpoint}: no weights for {len(missing)} parameters of '
-                           f'{config}, e.g. {missing[:5]} (is this the right config?)')
-        if unexpected:
-            print(f'[export] {checkpoint}: ignoring {len(unexpected)} tensors the model does '
-                  f'not have, e.g. {unexpected[:3]}')
-    else:
-        model.init_weights()
-    model.cfg = cfg
-    return model.eval()
-
-
-def _drop_pretrained(cfg):
-    """Weights come from CHECKPOINT: no ``init_cfg=Pretrained`` file is read while building."""
-    if isinstance(cfg, dict):
-        if isinstance(cfg.get('init_cfg'), dict) and cfg['init_cfg'].get('type') == 'Pretrained':
-            cfg['init_cfg'] = None
-        for v in cfg.values():
-            _drop_pretrained(v)
-    elif isinstance(cfg, (list, tuple)):
-        for v in cfg:
-            _drop_pretrained(v)
 
 
 def model_kind(model: nn.Module, part: Optional[str] = None) -> str:
@@ -164,24 +115,10 @@ WRAPPERS = {'classifier': ClassifierForExport, 'clip-image': CLIPImageForExport,
             'seg-backbone': FeaturesForExport, 'video-classifier': VideoClassifierForExport}
 
 
-def _vit(model: nn.Module):
-    """The EVAViT inside a model (classifier/CLIP backbone, detector backbone, adapter.vit)."""
-    backbone = model.backbone
-    return getattr(backbone, 'vit', backbone)
-
-
 def default_shape(model: nn.Module, kind: str) -> Tuple[int, int]:
     if kind == 'clip-text':
         return (1, model.text.context_length)
-    return tuple(_vit(model).img_size)
-
-
-def size_multiple(model: nn.Module, kind: str) -> int:
-    """Input sides must be multiples of this (patch size; 32 for the ViT-Adapter)."""
-    m = _vit(model).patch_size
-    if type(model.backbone).__name__ == 'EVAAdapter':
-        m = 32
-    return m
+    return tuple(vit_of(model).img_size)
 
 
 def trace_shape(model: nn.Module, kind: str, shape: Tuple[int, int]) -> Tuple[int, int]:
@@ -193,8 +130,8 @@ def trace_shape(model: nn.Module, kind: str, shape: Tuple[int, int]) -> Tuple[in
     example grid is moved (one patch at a time) off the position and rel-pos grids and off
     whole windows; resizing to the same grid and zero padding are identities, so the graph
     is exact at every size (checked in tests/deployment/test_export.py)."""
-    vit = _vit(model)
-    step = size_multiple(model, kind)
+    vit = vit_of(model)
+    step = size_divisor(model)
     ratio = step // vit.patch_size
     avoid = [set(), set()]
     for grid in (vit.pos_grid[-2:], vit.grid_size):
@@ -217,7 +154,7 @@ def example_input(model: nn.Module, kind: str, batch: int, shape: Tuple[int, int
     if kind == 'clip-text':
         return clip_tokens(model, batch, seed)
     if kind == 'video-classifier':
-        return torch.randn(batch, 3, _vit(model).num_frames, *shape, generator=gen)
+        return torch.randn(batch, 3, vit_of(model).num_frames, *shape, generator=gen)
     return torch.randn(batch, 3, *shape, generator=gen)
 
 
@@ -252,7 +189,7 @@ def metadata(model, kind: str, config: str, shape, dynamic_batch: bool,
         meta['tokenizer'] = 'CLIP BPE (projects.eva.clip.tokenizer.EVACLIPTokenizer)'
         return meta
     pre = model.data_preprocessor
-    frames = [_vit(model).num_frames] if kind == 'video-classifier' else []
+    frames = [vit_of(model).num_frames] if kind == 'video-classifier' else []
     meta['input_shape'] = json.dumps([None if dynamic_batch else 1, 3, *frames,
                                       None if dynamic_hw else shape[0],
                                       None if dynamic_hw else shape[1]])
@@ -262,7 +199,7 @@ def metadata(model, kind: str, config: str, shape, dynamic_batch: bool,
     meta['std'] = json.dumps([round(float(v), 6) for v in pre.std.flatten()])
     meta['channel_order'] = 'RGB' if getattr(pre, '_channel_conversion', False) or \
         getattr(pre, 'bgr_to_rgb', False) or getattr(pre, 'to_rgb', False) else 'as loaded'
-    meta['size_multiple'] = str(size_multiple(model, kind))
+    meta['size_multiple'] = str(size_divisor(model))
     classes = (getattr(model, 'dataset_meta', None) or {}).get('classes')
     if classes:
         meta['classes'] = json.dumps(list(classes))
@@ -273,18 +210,15 @@ def _export_attention():
     """Biased attention as the plain materialised mask (``dense``, the reference path) while
     tracing: the memory-saving ``fold`` path builds one-hot position codes with ``idx % w``
     on a symbolic ``w``, which onnxscript cannot translate; inference numbers are the same."""
-    try:
-        from .models.attention import attention_method
-    except ImportError:  # an EVAViT without the pluggable attention kernels
-        import contextlib
-        return contextlib.nullcontext()
+    from .models.attention import attention_method
     return attention_method('dense')
 
 
 def export(model: nn.Module, out: str, kind: str, shape: Optional[Sequence[int]] = None,
            dynamic_batch: bool = False, dynamic_hw: Optional[bool] = None,
            opset: int = 18, config: str = '') -> dict:
-    """Export ``model`` (built by :func:`load_model`) to ``out``; returns the metadata."""
+    """Export ``model`` (built by :func:`projects.eva.apis.build.build_model`) to ``out``;
+    returns the metadata."""
     from torch.export import Dim
     if kind not in KINDS:
         raise ValueError(f'kind must be one of {KINDS}, got {kind!r}')
@@ -297,7 +231,7 @@ def export(model: nn.Module, out: str, kind: str, shape: Optional[Sequence[int]]
                          '(the position table tiles one spatial grid over the frames)')
     shape = tuple(shape) if shape else default_shape(model, kind)
     if kind != 'clip-text':
-        mult = size_multiple(model, kind)
+        mult = size_divisor(model)
         if shape[0] % mult or shape[1] % mult:
             raise ValueError(f'--shape {shape[0]} {shape[1]}: sides must be multiples of {mult}')
     wrapper = WRAPPERS[kind](model).eval()
@@ -356,6 +290,6 @@ def verify_shapes(model, kind: str, shape, dynamic_batch: bool, dynamic_hw: bool
     batches = [1, 3] if dynamic_batch else [1]
     sizes = [shape]
     if dynamic_hw:
-        m = size_multiple(model, kind)
+        m = size_divisor(model)
         sizes.append((shape[0] + 2 * m, shape[1] + m))
     return [(b, s) for b in batches for s in sizes]

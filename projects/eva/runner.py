@@ -32,7 +32,7 @@ def check_top_level_keys(cfg: Config, source: str):
                            '(mmengine would silently ignore it)')
 
 
-def load_config(config: str, cfg_options: Optional[dict] = None, launcher: str = 'none',
+def runner_config(config: str, cfg_options: Optional[dict] = None, launcher: str = 'none',
                 work_dir: Optional[str] = None, amp: bool = False) -> Config:
     """Read ``config`` and apply what every tool applies: overrides, key check, work dir,
     the CPU/gloo fallbacks and ``--amp``."""
@@ -86,7 +86,9 @@ def build_runner(config: str, work_dir: Optional[str] = None, resume: Optional[s
     """
     if mode not in ('train', 'test'):
         raise ValueError(f"build_runner: mode must be 'train' or 'test', got {mode!r}")
-    cfg = load_config(config, cfg_options, launcher, work_dir, amp)
+    from . import compat
+    compat.apply()  # the pinned stack's fixes (the one loader for load_from / resume among them)
+    cfg = runner_config(config, cfg_options, launcher, work_dir, amp)
     if tensorboard:
         from .tensorboard import enable_tensorboard
         enable_tensorboard(cfg)

@@ -8,7 +8,7 @@ from mmengine.config import Config
 
 from projects.eva.analysis.measure import count_saved_activations
 from projects.eva.analysis.memory import (GIB, LiveBytes, build_model, estimate_config_memory,
-                                          gpu_tier, measured_part, task_of, _clear_pretrained)
+                                          gpu_tier, measured_part, task_of)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(ROOT, 'configs/demo')
@@ -46,7 +46,6 @@ def test_live_bytes_by_hand():
 
 def _cpu_counts(path):
     cfg = Config.fromfile(path)
-    _clear_pretrained(cfg)
     model = build_model(cfg)
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -80,7 +79,6 @@ def test_activations_measured_through_the_model():
     attention kernel's own bookkeeping (CPU flash keeps a logsumexp); checkpointing cuts
     them; per sample = total / batch; test mode counts live tensors, not saved ones."""
     cfg = Config.fromfile(CLS)
-    _clear_pretrained(cfg)
     model = build_model(cfg).train()
     _, fn, x = measured_part(cfg, model, 2, (56, 56))
     with count_saved_activations(model) as res:
@@ -100,7 +98,6 @@ def test_adapter_activations_measured_whole():
     counts the spatial prior module, injectors and extractors too, and equals the real CPU
     run's saved bytes (before: its EVAViT only, a third of the whole at 896)."""
     cfg = Config.fromfile(SEG)
-    _clear_pretrained(cfg)
     model = build_model(cfg).train()
     part, fn, x = measured_part(cfg, model, 2, (64, 64))
     assert part.startswith('ViT-Adapter')

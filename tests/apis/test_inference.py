@@ -50,8 +50,10 @@ def test_task_dispatch():
     assert tasks == {CLS: 'classification', DET: 'detection', SEG: 'segmentation',
                      VID: 'video', CLIP: 'zero-shot'}
     mim = Config.fromfile(osp.join(DEMO, 'eva-mim_vit-tiny-p14_1xb32-8e_shapes.py'))
+    assert task_of(mim) == 'mim'  # one task_of for every tool (memory, FLOPs, inference)
+    from projects.eva.apis.inference import inference_task
     with pytest.raises(ValueError, match='MIM pretraining'):
-        task_of(mim)
+        inference_task(mim)
 
 
 def test_inputs_expand_folders_and_fail_clearly(tmp_path):

@@ -63,12 +63,12 @@ def test_tiny_image_in_a_val_pipeline_without_resize_is_named_at_batching(tmp_pa
 
     from projects.eva.demo.utils import config_path
     from projects.eva.engine.safety import add_safety
-    from projects.eva.runner import load_config
+    from projects.eva.runner import runner_config
     root = tmp_path / 'digits'
     _image(root / 'val' / '0' / 'a.png', 56)
     _image(root / 'val' / '1' / 'b.png', 56)
     _image(root / 'val' / '1' / 'tiny.png', 1)
-    cfg = load_config(
+    cfg = runner_config(
         config_path('demo/eva-cls_vit-tiny-p14_1xb64-80e_digits.py'),
         work_dir=str(tmp_path / 'w'),
         cfg_options={'val_dataloader.dataset.data_root': str(root),

@@ -868,8 +868,9 @@ def test_image_encoder_with_rope_exports_to_onnx(tmp_path, one_thread):
     arch = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=48,
                 mlp_type='swiglu', sub_ln=True, rope=True, inner_attn_ln=True)
     torch.manual_seed(0)
-    model = deployment.load_model(demo, None, {'model.vision_backbone.arch': arch,
-                                               'model.text_backbone.layers': 1})
+    from projects.eva.apis.build import build_model
+    model = build_model(demo, None, cfg_options={'model.vision_backbone.arch': arch,
+                                                 'model.text_backbone.layers': 1})
     with torch.no_grad():  # zero q/v biases and unit LNs would hide a wrong graph
         for name, p in model.named_parameters():
             if name.endswith(('q_bias', 'v_bias')) or '_ln.' in name:

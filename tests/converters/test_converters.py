@@ -466,7 +466,7 @@ def test_video_release_container_with_config_object(tmp_path, tiny_arch):
 
 def test_load_weights_refuses_code_and_names_the_type(tmp_path):
     import collections
-    from projects.eva.checkpoint import load_weights
+    from projects.eva.loader import load_weights
     path = save({'model': {'x': torch.ones(1)}, 'hook': collections.Counter(a=1),
                  'fn': F.relu}, tmp_path / 'with_code.pth')
     with pytest.raises(RuntimeError, match=r"with_code\.pth: it pickles \[.*relu.*weights_only"):

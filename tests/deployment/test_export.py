@@ -14,6 +14,7 @@ import torch
 pytest.importorskip('onnxruntime')
 
 from projects.eva import deployment  # noqa: E402
+from projects.eva.apis.build import CheckpointFitError, build_model  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(ROOT, 'configs', 'demo')
@@ -42,11 +43,11 @@ def _checkpoint(tmp_path_factory, name):
     through the tool's loader (what a user's converted checkpoint goes through)."""
     cfg, opts = CASES[name]
     torch.manual_seed(0)
-    model = deployment.load_model(cfg, None, opts)
+    model = build_model(cfg, None, cfg_options=opts)
     _perturb(model)
     path = str(tmp_path_factory.mktemp(name) / 'model.pth')
     torch.save({'state_dict': model.state_dict()}, path)
-    return path, deployment.load_model(cfg, path, opts)
+    return path, build_model(cfg, path, cfg_options=opts)
 
 
 def _perturb(model):
@@ -172,7 +173,7 @@ def test_cli_export_and_verify(tmp_path, one_thread):
     import sys
     cfg, opts = CASES['classifier']
     torch.manual_seed(0)
-    model = deployment.load_model(cfg, None, opts)
+    model = build_model(cfg, None, cfg_options=opts)
     ckpt = str(tmp_path / 'm.pth')
     torch.save({'state_dict': model.state_dict()}, ckpt)
     out = str(tmp_path / 'cls.onnx')
@@ -188,17 +189,18 @@ def test_cli_export_and_verify(tmp_path, one_thread):
 
 def test_missing_weights_are_an_error(tmp_path):
     cfg, opts = CASES['classifier']
-    model = deployment.load_model(cfg, None, opts)
+    model = build_model(cfg, None, cfg_options=opts)
     sd = {k: v for k, v in model.state_dict().items() if not k.startswith('head.')}
     ckpt = str(tmp_path / 'partial.pth')
     torch.save({'state_dict': sd}, ckpt)
-    with pytest.raises(KeyError, match='head.fc'):
-        deployment.load_model(cfg, ckpt, opts)
+    with pytest.raises(CheckpointFitError, match=r'partial\.pth does not fit the model '
+                       r"ImageClassifier: 2 other parameter\(s\) are missing: \['head\.fc"):
+        build_model(cfg, ckpt, cfg_options=opts)
 
 
 def test_unsupported_part_and_kind():
     cfg, opts = CASES['classifier']
-    model = deployment.load_model(cfg, None, opts)
+    model = build_model(cfg, None, cfg_options=opts)
     with pytest.raises(ValueError, match='--part'):
         deployment.model_kind(model, 'text')
 
@@ -210,7 +212,7 @@ def test_vit_adapter_exports_with_dynamic_batch_and_size(tmp_path, one_thread):
     sizes, neither of them the traced one."""
     seg = osp.join(DEMO, 'eva-mask2former_vit-tiny-adapter-p16_1xb8-160it_shapes-seg-128.py')
     torch.manual_seed(0)
-    model = deployment.load_model(seg, None, {'model.backbone.vit.arch.num_layers': 2,
+    model = build_model(seg, None, cfg_options={'model.backbone.vit.arch.num_layers': 2,
                                               'model.backbone.interaction_indexes': [[0, 0],
                                                                                      [1, 1]]})
     with torch.no_grad():  # zero-init injector gammas / offset weights would hide a wrong

@@ -55,9 +55,9 @@ def _free_port() -> int:
 
 
 def _random_checkpoint(config: str, path: str):
-    from projects.eva.deployment import load_model
+    from projects.eva.apis.build import build_model
     torch.manual_seed(0)
-    model = load_model(config, None)
+    model = build_model(config)
     torch.save({'state_dict': model.state_dict()}, path)
 
 

@@ -29,9 +29,9 @@ def _photo(name):
 
 @pytest.fixture(scope='module')
 def model():
-    from projects.eva.deployment import load_model
+    from projects.eva.apis.build import build_model
     torch.manual_seed(0)
-    m = load_model(CLS, None)
+    m = build_model(CLS)
     with torch.no_grad():  # non-zero q/v biases so the bias handling is exercised
         for blk in m.backbone.blocks:
             blk.attn.q_bias.normal_(0, 0.5)
@@ -102,8 +102,8 @@ def test_attention_is_the_models_own(model, one_thread):
 
 def test_video_model_is_refused_with_the_reason(tmp_path):
     """It used to fail deep inside with "cannot resize a (8, 4, 4) position grid"."""
-    from projects.eva.deployment import load_model
-    video = load_model(osp.join(ROOT, 'configs', 'demo',
+    from projects.eva.apis.build import build_model
+    video = build_model(osp.join(ROOT, 'configs', 'demo',
                                 'eva-video_vit-tiny-p14_1xb16-8e_moving-shapes.py'), None)
     with pytest.raises(ValueError, match='video backbone .num_frames=8'):
         _tool().visualize(video, _photo('china.jpg'), str(tmp_path))
@@ -111,8 +111,8 @@ def test_video_model_is_refused_with_the_reason(tmp_path):
 
 def test_detection_backbone_has_no_cls_attention(tmp_path):
     tool = _tool()
-    from projects.eva.deployment import load_model
-    det = load_model(osp.join(ROOT, 'configs', 'demo',
+    from projects.eva.apis.build import build_model
+    det = build_model(osp.join(ROOT, 'configs', 'demo',
                               'eva-det_vit-tiny-p16_cascade-mask-rcnn_shapes-128.py'), None)
     with pytest.raises(ValueError, match='cls token'):
         tool.visualize(det, _photo('china.jpg'), str(tmp_path), attn_blocks=(-1, ))

@@ -13,9 +13,9 @@ DEMO = osp.join(ROOT, 'configs', 'demo', 'eva02-dino_vit-tiny-p16_shapes-128.py'
 
 @pytest.fixture(scope='module')
 def checkpoint(tmp_path_factory):
-    from projects.eva import deployment
+    from projects.eva.apis.build import build_model
     torch.manual_seed(0)
-    model = deployment.load_model(DEMO, None)
+    model = build_model(DEMO)
     with torch.no_grad():  # zero q/v biases would hide a wrong graph
         for name, p in model.named_parameters():
             if name.endswith(('q_bias', 'v_bias')):
@@ -31,7 +31,8 @@ def test_backbone_and_pyramid_export_to_onnx(checkpoint, tmp_path, one_thread):
     """EVAViT + SFP + ChannelMapper: 4 maps at strides 8-64, dynamic batch and size, equal to
     PyTorch under onnxruntime (the DINO transformer stays in PyTorch, as the cascade heads)."""
     from projects.eva import deployment
-    model = deployment.load_model(DEMO, checkpoint)
+    from projects.eva.apis.build import build_model
+    model = build_model(DEMO, checkpoint)
     out = str(tmp_path / 'dino.onnx')
     meta = deployment.export(model, out, 'det-backbone', shape=(128, 128), dynamic_batch=True,
                              config=DEMO)

@@ -81,9 +81,9 @@ def test_segmentation_feeds_dense_tensors_to_mmcv_ops(monkeypatch):
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
 
-    from projects.eva.deployment import load_model  # builds in the config's scope
+    from projects.eva.apis.build import build_model  # builds in the config's scope
     torch.manual_seed(0)
-    model = load_model(osp.join(ROOT, 'configs', 'demo', 'eva-mask2former_vit-tiny-adapter-'
+    model = build_model(osp.join(ROOT, 'configs', 'demo', 'eva-mask2former_vit-tiny-adapter-'
                                 'p16_1xb8-160it_shapes-seg-128.py'), None)
     rec = Recorder(monkeypatch)
     samples = []

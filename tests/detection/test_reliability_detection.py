@@ -308,8 +308,8 @@ def test_tools_test_tta_loads_the_detector_checkpoint(det_data, tmp_path):
 def test_demo_config_uses_the_checked_coco_dataset(det_data, tmp_path):
     import shutil
     from mmdet.registry import DATASETS
-    from projects.eva.runner import load_config
-    cfg = load_config(osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs',
+    from projects.eva.runner import runner_config
+    cfg = runner_config(osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs',
                                DEMO_DET), work_dir=str(tmp_path),
                       cfg_options=_det_options(det_data))
     root = str(tmp_path / 'data')

@@ -12,7 +12,7 @@ from mmengine.registry import DATASETS as ENGINE_DATASETS
 from mmengine.registry import MODELS as ENGINE_MODELS
 
 from projects.eva.models import EVAViT
-from projects.eva.runner import load_config
+from projects.eva.runner import runner_config
 
 @ENGINE_MODELS.register_module(force=True)
 class _AmpToyModel(BaseModel):
@@ -89,7 +89,7 @@ def _amp_config(tmp_path):
 def _amp_runner(config, work_dir, resume=False, crash_at=None, max_iters=12):
     from mmengine.hooks import Hook
     from mmengine.runner import Runner
-    cfg = load_config(config, work_dir=str(work_dir), amp=True, cfg_options={
+    cfg = runner_config(config, work_dir=str(work_dir), amp=True, cfg_options={
         'optim_wrapper.loss_scale': dict(init_scale=2.**18, growth_interval=3),
         'train_cfg.max_iters': max_iters})
     cfg.resume = resume

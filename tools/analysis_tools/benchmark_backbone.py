@@ -22,7 +22,9 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
-import projects.eva  # noqa: E402,F401
+from projects.eva import compat  # noqa: E402
+
+compat.apply()  # the pinned stack's fixes, before mmengine.runner is imported
 from projects.eva.analysis.measure import (activation_bytes, make_step,  # noqa: E402
                                            matmul_peak_flops, paired_speedup, peak_memory,
                                            time_interleaved)

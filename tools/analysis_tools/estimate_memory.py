@@ -20,7 +20,9 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-import projects.eva  # noqa: E402,F401
+from projects.eva import compat  # noqa: E402
+
+compat.apply()  # the pinned stack's fixes, before mmengine.runner is imported
 from mmengine.config import Config, DictAction  # noqa: E402
 
 from projects.eva.analysis.memory import (OVERHEAD_GIB, STRATEGIES,  # noqa: E402

@@ -19,8 +19,10 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
 
-import projects.eva  # noqa: E402,F401
-from mmengine.config import Config, DictAction  # noqa: E402
+from projects.eva import compat  # noqa: E402
+
+compat.apply()  # the pinned stack's fixes, before mmengine.runner is imported
+from mmengine.config import DictAction  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -37,18 +39,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def build_model(cfg):
-    from mmengine.registry import init_default_scope
-    scope = cfg.get('default_scope', 'mmpretrain')
-    init_default_scope(scope)
-    registry = {'mmpretrain': 'mmpretrain.registry', 'mmdet': 'mmdet.registry',
-                'mmseg': 'mmseg.registry', 'mmaction': 'mmaction.registry'}.get(scope)
-    if registry is None:
-        raise KeyError(f'unknown default_scope {scope!r}')
-    import importlib
-    return importlib.import_module(registry).MODELS.build(cfg.model)
-
-
 def input_shape(cfg, shape):
     bb = cfg.model.get('backbone', cfg.model)
     if shape:
@@ -61,23 +51,12 @@ def input_shape(cfg, shape):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(args.cfg_options)
+    from projects.eva.apis.build import build_model, load_config
+    cfg = load_config(args.config, args.cfg_options)
     if args.counter == 'mmengine' and args.device == 'meta':
         args.device = 'cpu'  # jit tracing needs real tensors
     shape = input_shape(cfg, args.shape)
-    if isinstance(cfg.model.get('teacher'), dict):
-        cfg.model.teacher.checkpoint = None  # FLOPs need no weights (MIM's CLIP teacher)
-    try:
-        with torch.device(args.device):
-            model = build_model(cfg)
-    except (RuntimeError, NotImplementedError) as e:
-        if args.device != 'meta' or 'meta' not in str(e):
-            raise
-        # some constructors read tensor values (e.g. ``.item()``): build on CPU, then move
-        print(f'note: building on meta failed ({e}); built on CPU and moved to meta',
-              file=sys.stderr)
-        model = build_model(cfg).to('meta')
+    model = build_model(cfg, device=args.device)  # no weight file is read
     # (B, C, H, W), or (B, C, T, H, W) for video
     x = torch.randn(args.batch, 3, *shape, device=args.device)
     model.train(args.backward)

@@ -34,7 +34,9 @@ sys.path.insert(0, HERE)
 
 import torch  # noqa: E402
 
-import projects.eva  # noqa: E402,F401
+from projects.eva import compat  # noqa: E402
+
+compat.apply()  # the pinned stack's fixes, before mmengine.runner is imported
 
 CONFIGS = dict(
     mim='configs/pretrain/eva-mim_vit-g-p14_128xb32-150e_merged30m.py',
@@ -246,9 +248,9 @@ def _det_model(cfg, device):
     from mmdet.utils import register_all_modules
     from mmengine.registry import DefaultScope
     from mmdet.registry import MODELS
-    from projects.eva.analysis.memory import _clear_pretrained
+    from projects.eva.apis.build import strip_pretrained
     register_all_modules(init_default_scope=False)
-    _clear_pretrained(cfg)
+    strip_pretrained(cfg.model)
     with DefaultScope.overwrite_default_scope('mmdet'):
         model = MODELS.build(cfg.model)
     model.init_weights()

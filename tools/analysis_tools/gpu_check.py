@@ -50,7 +50,9 @@ sys.path.insert(0, HERE)
 
 import torch  # noqa: E402
 
-import projects.eva  # noqa: E402,F401
+from projects.eva import compat  # noqa: E402
+
+compat.apply()  # the pinned stack's fixes, before mmengine.runner is imported
 
 SECTIONS = ('correctness', 'speed', 'mim', 'memory')
 # share of the remaining budget each section may spend (unspent time rolls over)
@@ -567,11 +569,11 @@ def _est_detail(est):
 
 def memory_cls(args, device, table, clock):
     from mmpretrain.structures import DataSample
-    from projects.eva.analysis.memory import (_clear_pretrained, build_model,
-                                              estimate_config_memory)
+    from projects.eva.analysis.memory import build_model, estimate_config_memory
+    from projects.eva.apis.build import strip_pretrained
     case = 'EVA-02-L IN-1K fine-tune at 448'
     cfg = _cfg(CONFIGS['cls'])
-    _clear_pretrained(cfg)
+    strip_pretrained(cfg.model)
     if args.dry_run:
         cfg.model.backbone.arch = toy_arch(cfg.model.backbone.arch)
         cfg.model.backbone.img_size = 56

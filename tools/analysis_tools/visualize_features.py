@@ -33,17 +33,6 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 
-def find_vit(model: torch.nn.Module):
-    """The EVAViT of a model: ``backbone`` or the ViT-Adapter's ``backbone.vit``."""
-    from projects.eva.models.eva_vit import EVAViT
-    backbone = getattr(model, 'backbone', model)
-    vit = getattr(backbone, 'vit', backbone)
-    if not isinstance(vit, EVAViT):
-        raise TypeError(f'{type(model).__name__} has no EVAViT backbone (found '
-                        f'{type(vit).__name__})')
-    return vit
-
-
 def preprocess(model, image_bgr: np.ndarray, size: Tuple[int, int]) -> torch.Tensor:
     """Resize to ``size`` (H, W) and normalise as the model's data preprocessor does."""
     import mmcv
@@ -78,7 +67,8 @@ def extract(model, x: torch.Tensor, attn_blocks: Sequence[int],
             pca_block: int) -> Tuple[torch.Tensor, Dict[int, torch.Tensor], Tuple[int, int]]:
     """One forward of the backbone with hooks: the ``pca_block`` patch tokens (N, C), the cls
     attention rows ``{block: (heads, N)}`` and the patch grid."""
-    vit = find_vit(model)
+    from projects.eva.apis.build import vit_of
+    vit = vit_of(model)
     n = vit.num_layers
     attn_blocks = sorted({b % n for b in attn_blocks})
     pca_block %= n
@@ -147,7 +137,8 @@ def visualize(model, image_path: str, out_dir: str, attn_blocks: Sequence[int] =
     """Write the PNGs (and the ``.npz`` of grid maps) for one image; returns their paths."""
     import mmcv
     from PIL import Image
-    vit = find_vit(model)
+    from projects.eva.apis.build import vit_of
+    vit = vit_of(model)
     if vit.num_frames:
         raise ValueError(f'{type(model).__name__} has a video backbone (num_frames='
                          f'{vit.num_frames}: its position table covers clips of '
@@ -157,7 +148,8 @@ def visualize(model, image_path: str, out_dir: str, attn_blocks: Sequence[int] =
     if image is None:
         raise FileNotFoundError(f'cannot read image {image_path}')
     size = tuple(size) if size else tuple(vit.img_size)
-    mult = 32 if type(model.backbone).__name__ == 'EVAAdapter' else vit.patch_size
+    from projects.eva.apis.build import size_divisor
+    mult = size_divisor(model)
     if size[0] % mult or size[1] % mult:
         raise ValueError(f'--size {size[0]} {size[1]}: sides must be multiples of {mult}')
     x = preprocess(model, image, size)
@@ -198,9 +190,11 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from projects.eva.deployment import load_model
+    from projects.eva import compat
+    from projects.eva.apis.build import build_model
+    compat.apply()
     ckpt = None if args.checkpoint.lower() == 'none' else args.checkpoint
-    model = load_model(args.config, ckpt)
+    model = build_model(args.config, ckpt)
     for path in args.images:
         for name, f in visualize(model, path, args.out_dir, args.blocks, args.pca_block,
                                  args.size).items():

@@ -43,9 +43,12 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from projects.eva.deployment import (compare, default_shape, export, load_model,
-                                         model_kind, verify_shapes)
-    model = load_model(args.config, args.checkpoint, args.cfg_options)
+    from projects.eva import compat
+    from projects.eva.apis.build import build_model
+    from projects.eva.deployment import (compare, default_shape, export, model_kind,
+                                         verify_shapes)
+    compat.apply()
+    model = build_model(args.config, args.checkpoint, cfg_options=args.cfg_options)
     kind = model_kind(model, args.part)
     meta = export(model, args.out, kind, args.shape, args.dynamic_batch, args.dynamic_hw,
                   args.opset, args.config)

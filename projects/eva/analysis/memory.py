@@ -15,6 +15,7 @@ from typing import Dict, Optional
 import torch
 import torch.nn as nn
 
+from ..apis.build import build_model, task_of
 from .measure import count_saved_activations
 
 GIB = 2**30
@@ -118,37 +119,11 @@ def _teacher_params(teacher_cfg) -> int:
 
 
 # ---------------------------------------------------------------- any EVA config
-TASKS = ('mim', 'classification', 'detection', 'segmentation', 'video')
+TASKS = ('mim', 'classification', 'zero-shot', 'detection', 'segmentation', 'video')
 GPU_TIERS = (24, 40, 80)
 # CUDA context, cuDNN/cuBLAS workspaces and allocator fragmentation (typical, not measured)
 OVERHEAD_GIB = 2.0
 OPTIMIZERS_WITH_TWO_MOMENTS = ('AdamW', 'Adam', 'LAMB', 'Lamb')
-
-
-def build_model(cfg):
-    """``cfg.model`` built in its config's registry (``default_scope``)."""
-    import importlib
-    from mmengine.registry import init_default_scope
-    scope = cfg.get('default_scope', 'mmpretrain')
-    init_default_scope(scope)
-    registry = {'mmpretrain': 'mmpretrain.registry', 'mmdet': 'mmdet.registry',
-                'mmseg': 'mmseg.registry', 'mmaction': 'mmaction.registry'}.get(scope)
-    if registry is None:
-        raise KeyError(f'unknown default_scope {scope!r}')
-    return importlib.import_module(registry).MODELS.build(cfg.model)
-
-
-def task_of(cfg) -> str:
-    m = cfg['model']
-    if m.get('teacher') is not None:
-        return 'mim'
-    if m.get('type') in ('Recognizer3D', 'Recognizer2D'):
-        return 'video'
-    if 'decode_head' in m:
-        return 'segmentation'
-    if 'roi_head' in m or 'rpn_head' in m or m.get('type') == 'DINO':
-        return 'detection'
-    return 'classification'
 
 
 def amp_dtype(cfg) -> str:
@@ -224,6 +199,8 @@ def measured_part(cfg, model, batch: int, shape) -> tuple:
         x = torch.randn(batch, 3, *shape)
     if task == 'classification':
         return 'backbone + head', lambda t: model.head(model.extract_feat(t)), x
+    if task == 'zero-shot':
+        return 'image tower + projection', model.encode_image, x
     if task == 'video':
         return 'backbone + head', lambda t: model.cls_head(model.backbone(t)), x
     if task == 'detection':
@@ -234,7 +211,7 @@ def measured_part(cfg, model, batch: int, shape) -> tuple:
                 lambda t: model.neck(model.backbone(t)), x)
     if task == 'segmentation':  # the ViT-Adapter is meta-safe (its sampling takes int sizes)
         part = ('ViT-Adapter (Mask2Former: mmcv deformable attention needs real tensors)'
-                if type(model.backbone).__name__ == 'EVAAdapter'
+                if model.backbone is not getattr(model.backbone, 'vit', model.backbone)
                 else 'backbone + neck (decode head not measured)')
         return part, model.extract_feat, x
     raise ValueError(f'no measured part for task {task!r}')
@@ -258,34 +235,6 @@ def config_input_shape(cfg, shape=None, mode: str = 'train') -> tuple:
 
 def _strategy_key(strategy: str) -> str:
     return {'ddp': 'ddp-amp'}.get(strategy, strategy)
-
-
-def _build_meta(cfg):
-    try:
-        with torch.device('meta'):
-            return build_model(cfg)
-    except (RuntimeError, NotImplementedError) as e:  # a constructor read tensor values
-        if 'meta' not in str(e):
-            raise
-        return build_model(cfg).to('meta')
-
-
-def _clear_pretrained(cfg):
-    """No weights are read: drop ``init_cfg`` / ``checkpoint`` / ``load_from``."""
-    def walk(node):
-        if isinstance(node, dict):
-            for key in list(node):
-                if key == 'init_cfg' and isinstance(node[key], dict) \
-                        and node[key].get('type') == 'Pretrained':
-                    node[key] = None
-                elif key == 'checkpoint' and isinstance(node[key], str):
-                    node[key] = None
-                else:
-                    walk(node[key])
-        elif isinstance(node, (list, tuple)):
-            for v in node:
-                walk(v)
-    walk(cfg.model)
 
 
 def estimate_config_memory(cfg, mode: str = 'train', batch: Optional[int] = None,
@@ -320,7 +269,6 @@ def estimate_config_memory(cfg, mode: str = 'train', batch: Optional[int] = None
                     optimizer=r['optimizer'], activations=r['activations'],
                     per_sample=r['activations'] / batch, total=r['total'],
                     tier=gpu_tier(r['total']))
-    _clear_pretrained(cfg)
     bb = cfg.model.backbone
     vit = bb.get('vit', bb)
     if with_cp is not None:
@@ -330,7 +278,7 @@ def estimate_config_memory(cfg, mode: str = 'train', batch: Optional[int] = None
     shape = config_input_shape(cfg, shape, mode)
     if mode == 'test' and 'img_size' in vit and not task == 'video':
         vit['img_size'] = shape[-2:]  # the eval grid (e.g. 1536 for a 1280-trained model)
-    model = _build_meta(cfg)
+    model = build_model(cfg, device='meta')
     dt = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}[dtype]
     model = model.to(dt)
     params = sum(p.numel() for p in model.parameters())

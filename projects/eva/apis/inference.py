@@ -1,65 +1,43 @@
 """Predictions on images and videos for every task, through the upstream inferencers.
 
-``build_inferencer(config, checkpoint)`` reads the config's task (:func:`task_of`) and returns
-the OpenMMLab inferencer for it, unchanged: mmpretrain ``ImageClassificationInferencer``
+``build_inferencer(config, checkpoint)`` builds the model through the one door
+(:func:`projects.eva.apis.build.build_model`: the safe loader, the fit rule, the class names)
+and returns the OpenMMLab inferencer of the config's task around it, unchanged: mmpretrain ``ImageClassificationInferencer``
 (classification, and EVA-CLIP zero-shot with the label set switched by
 ``EVACLIP.set_classes``), mmdet ``DetInferencer``, mmseg ``MMSegInferencer``, mmaction2
 ``ActionRecogInferencer``. What this module adds is only what those leave to the caller:
 class names when the checkpoint carries none (a converted release has no ``dataset_meta``,
-and the inferencers would then fall back to COCO / Cityscapes names), folder expansion, and
+and the inferencers would then fall back to COCO / Cityscapes names), the registry scope set
+per call (tasks side by side in one process), folder expansion, and
 :func:`run_inference`, which writes one JSON and one picture per input with the same fields
 and file names for every task (docs/inference.md lists them).
 """
-import copy
 import json
 import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
-from mmengine.config import Config, ConfigDict
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+
+from .build import build_model, config_dataset_meta, load_config, task_of  # noqa: F401
 
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 VIDEO_EXTS = ('.mp4', '.avi', '.mkv', '.mov', '.webm', '.mpeg', '.mpg')
-TASKS = ('classification', 'zero-shot', 'detection', 'segmentation', 'video')
+TASKS = ('classification', 'zero-shot', 'detection', 'segmentation', 'video')  # inference
 SEG_VIS_META = ('classes', 'palette', 'dataset_name')  # SegLocalVisualizer.set_dataset_meta
 
 
-def load_config(config: Union[str, Config], cfg_options: Optional[dict] = None) -> Config:
-    """A config file (its ``custom_imports`` are imported) or a copy of a Config."""
-    if isinstance(config, (Config, ConfigDict)):
-        cfg = copy.deepcopy(config)
-    elif isinstance(config, str):
-        if not osp.isfile(config):
-            raise FileNotFoundError(f'config file not found: {config}')
-        cfg = Config.fromfile(config)
-    else:
-        raise TypeError(f'config must be a path or a Config, got {type(config).__name__}')
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    return cfg
-
-
-def task_of(cfg: Config) -> str:
-    """The task a config trains: EVA-CLIP is zero-shot classification; otherwise the
-    OpenMMLab package of its ``default_scope`` (mmdet / mmseg / mmaction / mmpretrain)."""
-    model_type = str(cfg.model.get('type', ''))
-    if model_type.split('.')[-1] == 'EVACLIP':
-        return 'zero-shot'
-    scope = cfg.get('default_scope')
-    if scope == 'mmdet':
-        return 'detection'
-    if scope == 'mmseg':
-        return 'segmentation'
-    if scope == 'mmaction':
-        return 'video'
-    if scope == 'mmpretrain' and cfg.model.get('head') is not None \
-            and model_type.split('.')[-1] != 'EVAMIM':
-        return 'classification'
-    raise ValueError(f'no inference task for this config (default_scope={scope!r}, '
-                     f'model.type={model_type!r}): MIM pretraining predicts teacher features, '
-                     'not labels; use a classification, EVA-CLIP, detection, segmentation or '
-                     'video config')
+def inference_task(cfg: Config) -> str:
+    """The config's task (:func:`projects.eva.apis.build.task_of`), if inference has one."""
+    task = task_of(cfg)
+    if task not in TASKS:
+        raise ValueError(f'no inference task for this config (task {task!r}, model.type='
+                         f'{cfg.model.get("type")!r}): MIM pretraining predicts teacher '
+                         'features, not labels; use a classification, EVA-CLIP, detection, '
+                         'segmentation or video config')
+    return task
 
 
 def read_lines(path: str) -> List[str]:
@@ -72,37 +50,16 @@ def read_lines(path: str) -> List[str]:
     return lines
 
 
-def _checkpoint_dataset_meta(checkpoint: Optional[str]) -> dict:
-    """``meta.dataset_meta`` of a checkpoint, read lazily (mmap): runs of this project save it,
-    converted releases do not."""
-    if not checkpoint:
-        return {}
-    import torch
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
-    try:
-        ckpt = torch.load(checkpoint, map_location='cpu', mmap=True, weights_only=True)
-    except Exception:  # not a zip checkpoint (mmap needs one) or not weights-only
-        ckpt = torch.load(checkpoint, map_location='cpu', weights_only=False)
-    meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
-    return dict(meta.get('dataset_meta') or {})
+def _prebuilt(inferencer_cls, model, cfg, device, **kwargs):
+    """The mmengine-based upstream inferencer around a model built by the door: its
+    ``_init_model`` (which would build the config's model again and load the weights with
+    mmengine's loader) returns ``model``; pipeline, collate and visualizer are its own."""
+    class Prebuilt(inferencer_cls):
+        def _init_model(self, cfg, weights, device='cpu'):
+            return model
 
-
-def config_dataset_meta(cfg: Config) -> dict:
-    """The test dataset's metainfo (``classes``, ``palette``) as the dataset would report
-    it, without reading any annotation (``lazy_init``)."""
-    loader = cfg.get('test_dataloader') or cfg.get('val_dataloader')
-    if not loader or not loader.get('dataset'):
-        return {}
-    ds_cfg = copy.deepcopy(loader.dataset)
-    meta = dict(ds_cfg.get('metainfo') or {})
-    if 'classes' in meta:
-        return meta
-    from mmengine.registry import DATASETS, DefaultScope
-    scope = cfg.get('default_scope', 'mmpretrain')
-    with DefaultScope.overwrite_default_scope(scope):
-        cls = DATASETS.get(ds_cfg.type)
-    return dict(getattr(cls, 'METAINFO', {}) or {}) if cls is not None else {}
+    Prebuilt.__name__ = Prebuilt.__qualname__ = inferencer_cls.__name__
+    return Prebuilt(model=cfg, weights=None, device=device, **kwargs)
 
 
 def head_classes(model):
@@ -129,25 +86,6 @@ def _check_class_count(model, classes):
                          f'{count} names in the order of its labels')
 
 
-def _fill_dataset_meta(model, ckpt_meta: dict, cfg: Config, classes=None):
-    """Class names in the order: given, checkpoint, config's dataset; upstream defaults
-    (COCO, Cityscapes) only when none of these has any."""
-    meta = dict(getattr(model, 'dataset_meta', None) or getattr(model, '_dataset_meta', None)
-                or {})
-    meta.update(ckpt_meta)
-    if classes is not None:
-        _check_class_count(model, classes)
-        meta['classes'] = list(classes)
-    elif not ckpt_meta.get('classes'):
-        cfg_meta = config_dataset_meta(cfg)
-        if cfg_meta.get('classes'):
-            meta['classes'] = list(cfg_meta['classes'])
-            if cfg_meta.get('palette') is not None:
-                meta['palette'] = cfg_meta['palette']
-    model.dataset_meta = meta
-    return meta
-
-
 def build_inferencer(config: Union[str, Config], checkpoint: Optional[str] = None,
                      device: Optional[str] = None, classes: Optional[Sequence[str]] = None,
                      templates: Optional[Sequence[str]] = None,
@@ -162,64 +100,67 @@ def build_inferencer(config: Union[str, Config], checkpoint: Optional[str] = Non
         the inferencer; ``inferencer.eva_task`` says which task it is.
     """
     cfg = load_config(config, cfg_options)
-    task = task_of(cfg)
+    task = inference_task(cfg)
+    scope = cfg.get('default_scope', 'mmpretrain')
     if device is None:
         import torch
         device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    ckpt_meta = _checkpoint_dataset_meta(checkpoint)
-    if task in ('classification', 'zero-shot'):
-        from mmpretrain.apis import ImageClassificationInferencer
-        if task == 'zero-shot':
-            if classes is None and cfg.model.get('classnames') is None:
-                raise ValueError('zero-shot classification needs class names: pass classes= '
-                                 '(tools/inference.py --classes / --classes-file) or set '
-                                 'model.classnames in the config')
-            if classes is not None:
-                cfg.model.classnames = list(classes)
-            if templates is not None:
-                cfg.model.templates = list(templates)
-        inferencer = ImageClassificationInferencer(
-            model=cfg, pretrained=checkpoint or False, device=device)
-        model = inferencer.model
-        if task == 'zero-shot':
-            from ..clip.zero_shot import get_classnames
-            names = get_classnames(model.classnames)
-        else:
-            meta = _fill_dataset_meta(model, ckpt_meta, cfg, classes)
+    if task == 'zero-shot':
+        if classes is None and cfg.model.get('classnames') is None:
+            raise ValueError('zero-shot classification needs class names: pass classes= '
+                             '(tools/inference.py --classes / --classes-file) or set '
+                             'model.classnames in the config')
+        if classes is not None:
+            cfg.model.classnames = list(classes)
+        if templates is not None:
+            cfg.model.templates = list(templates)
+    # the registry scope is set for this call only: a detection inferencer built earlier in
+    # the process must not leave ``mmdet`` as the scope a classification pipeline is built in
+    with DefaultScope.overwrite_default_scope(scope):
+        model = build_model(cfg, checkpoint, device=device,
+                            classes=None if task == 'zero-shot' else classes)
+        if classes is not None and task != 'zero-shot':
+            _check_class_count(model, classes)
+        meta = model.dataset_meta
+        if task in ('classification', 'zero-shot'):
+            from mmpretrain.apis import ImageClassificationInferencer
             model._dataset_meta = meta
-            names = meta.get('classes')
-        inferencer.classes = list(names) if names is not None else None
-    elif task == 'detection':
-        from mmdet.apis import DetInferencer
-        inferencer = DetInferencer(model=cfg, weights=checkpoint, device=device,
-                                   show_progress=False)
-        _fill_dataset_meta(inferencer.model, ckpt_meta, cfg, classes)
-        inferencer.visualizer.dataset_meta = inferencer.model.dataset_meta
-    elif task == 'segmentation':
-        from mmseg.apis import MMSegInferencer
-        # MMSegInferencer drops a label loader named exactly 'LoadAnnotations'; ours is
-        # registered under its own name
-        pipeline = cfg.test_dataloader.dataset.pipeline
-        pipeline[:] = [t for t in pipeline if t.get('type') != 'CheckedLoadAnnotations']
-        inferencer = MMSegInferencer(model=cfg, weights=checkpoint, device=device)
-        inferencer.show_progress = False
-        meta = _fill_dataset_meta(inferencer.model, ckpt_meta, cfg, classes)
-        if meta.get('palette') is None or len(meta['palette']) < len(meta.get('classes', ())):
-            rng = np.random.RandomState(42)  # fixed colours for names without a palette
-            meta['palette'] = rng.randint(0, 255, size=(len(meta['classes']), 3)).tolist()
-        inferencer.visualizer.set_dataset_meta(meta.get('classes'), meta.get('palette'))
-        # MMSegInferencer.visualize passes model.dataset_meta as keywords to the visualizer,
-        # which takes only these: a trained checkpoint's meta also has label_map and
-        # reduce_zero_label (mmseg's BaseSegDataset adds them) and made it a TypeError
-        inferencer.model.dataset_meta = {k: meta[k] for k in SEG_VIS_META if k in meta}
-    else:  # video
-        from mmaction.apis.inferencers import ActionRecogInferencer
-        inferencer = ActionRecogInferencer(model=cfg, weights=checkpoint, device=device)
-        inferencer.show_progress = False
-        meta = _fill_dataset_meta(inferencer.model, ckpt_meta, cfg, classes)
-        if inferencer.visualizer is not None and meta.get('classes'):
-            inferencer.visualizer.dataset_meta = dict(classes=list(meta['classes']))
+            inferencer = ImageClassificationInferencer(model=model, device=device)
+            if task == 'zero-shot':
+                from ..clip.zero_shot import get_classnames
+                names = get_classnames(model.classnames)
+            else:
+                names = meta.get('classes')
+            inferencer.classes = list(names) if names is not None else None
+        elif task == 'detection':
+            from mmdet.apis import DetInferencer
+            inferencer = _prebuilt(DetInferencer, model, cfg, device, show_progress=False)
+            inferencer.visualizer.dataset_meta = model.dataset_meta
+        elif task == 'segmentation':
+            from mmseg.apis import MMSegInferencer
+            # MMSegInferencer drops a label loader named exactly 'LoadAnnotations'; ours is
+            # registered under its own name
+            pipeline = cfg.test_dataloader.dataset.pipeline
+            pipeline[:] = [t for t in pipeline if t.get('type') != 'CheckedLoadAnnotations']
+            inferencer = _prebuilt(MMSegInferencer, model, cfg, device)
+            inferencer.show_progress = False
+            if meta.get('palette') is None or len(meta['palette']) < len(meta.get('classes',
+                                                                                 ())):
+                rng = np.random.RandomState(42)  # fixed colours for names without a palette
+                meta['palette'] = rng.randint(0, 255, size=(len(meta['classes']), 3)).tolist()
+            inferencer.visualizer.set_dataset_meta(meta.get('classes'), meta.get('palette'))
+            # MMSegInferencer.visualize passes model.dataset_meta as keywords to the
+            # visualizer, which takes only these: a trained checkpoint's meta also has
+            # label_map and reduce_zero_label (mmseg's BaseSegDataset adds them)
+            model.dataset_meta = {k: meta[k] for k in SEG_VIS_META if k in meta}
+        else:  # video
+            from mmaction.apis.inferencers import ActionRecogInferencer
+            inferencer = _prebuilt(ActionRecogInferencer, model, cfg, device)
+            inferencer.show_progress = False
+            if inferencer.visualizer is not None and meta.get('classes'):
+                inferencer.visualizer.dataset_meta = dict(classes=list(meta['classes']))
     inferencer.eva_task = task
+    inferencer.eva_scope = scope
     return inferencer
 
 
@@ -453,6 +394,7 @@ def run_inference(inferencer, inputs: Union[str, Sequence[str]], out_dir: Option
     detection picture draws; the JSON keeps every instance the model returned.
     """
     task = getattr(inferencer, 'eva_task', None)
+    scope = getattr(inferencer, 'eva_scope', None)
     if task not in TASKS:
         raise ValueError('use an inferencer from build_inferencer() (it records the task)')
     if batch_size < 1:
@@ -492,17 +434,19 @@ def run_inference(inferencer, inputs: Union[str, Sequence[str]], out_dir: Option
                 readable.append(i)
             except (ValueError, OSError) as e:
                 failed(i, e)
-        results = _predict_each(inferencer, task, [paths[i] for i in readable]) \
-            if readable else []
+        with DefaultScope.overwrite_default_scope(scope):  # this task's registries
+            results = _predict_each(inferencer, task, [paths[i] for i in readable]) \
+                if readable else []
         for i, ds in zip(readable, results):
             if isinstance(ds, Exception):
                 failed(i, ds)
                 continue
             try:
-                by_path[i] = _write_record(inferencer, task, paths[i], names[i], ds, classes,
-                                           extra, topk, score_thr, opacity, video_format,
-                                           preds_dir if out_dir else None,
-                                           vis_dir if out_dir and visualize else None)
+                with DefaultScope.overwrite_default_scope(scope):
+                    by_path[i] = _write_record(
+                        inferencer, task, paths[i], names[i], ds, classes, extra, topk,
+                        score_thr, opacity, video_format, preds_dir if out_dir else None,
+                        vis_dir if out_dir and visualize else None)
             except Exception as e:
                 failed(i, e)
                 continue

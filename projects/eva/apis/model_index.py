@@ -8,7 +8,6 @@ turns that file into a checkpoint for the config) and an optional ``Note``. Addi
 (e.g. EVA-02) is adding an entry to a metafile: :func:`list_models`, :func:`get_model`, the
 README's results table (:func:`results_markdown`) and tests/apis/test_model_index.py pick it up.
 """
-import copy
 import fnmatch
 import os.path as osp
 from functools import lru_cache
@@ -126,7 +125,8 @@ def get_model_info(name: str) -> ModelInfo:
 
 def get_model(name: str, checkpoint: Optional[str] = None, device: Optional[str] = None,
               cfg_options: Optional[dict] = None, **kwargs):
-    """Build a released EVA model by name (like ``mmpretrain.get_model``).
+    """Build a released EVA model by name (like ``mmpretrain.get_model``), through the one
+    door (:func:`projects.eva.apis.build.build_model`).
 
     Args:
         name: a name from :func:`list_models`.
@@ -137,50 +137,10 @@ def get_model(name: str, checkpoint: Optional[str] = None, device: Optional[str]
     Returns:
         the model in eval mode, with ``.cfg`` (its config) and ``.dataset_meta``.
     """
-    import torch
-    from mmengine.config import Config
-    from mmengine.registry import MODELS, DefaultScope
-
-    info = get_model_info(name)
-    cfg = Config.fromfile(info.config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    if kwargs:
-        cfg.merge_from_dict({'model': kwargs})
-    model_cfg = copy.deepcopy(cfg.model)
-    if model_cfg.get('data_preprocessor') is None and cfg.get('data_preprocessor') is not None:
-        model_cfg.data_preprocessor = copy.deepcopy(cfg.data_preprocessor)
-    scope = cfg.get('default_scope', 'mmpretrain')
-    if device == 'meta':  # training-only mixup/cutmix draw a Beta distribution at init
-        (model_cfg.get('data_preprocessor') or {}).pop('blending', None)
-    with DefaultScope.overwrite_default_scope(scope):
-        if device == 'meta':
-            with torch.device('meta'):
-                model = MODELS.build(model_cfg)
-            # tensors made with the legacy ``torch.Tensor(n, c)`` ignore the device context
-            # (mmdet DINO's ``level_embed``): move them too
-            model.to('meta')
-        else:
-            model = MODELS.build(model_cfg)
-    dataset_meta = {}
-    if checkpoint:
-        if device == 'meta':
-            raise ValueError('a checkpoint cannot be loaded on the meta device')
-        from mmengine.runner import load_checkpoint
-        ckpt = load_checkpoint(model, checkpoint, map_location='cpu')
-        dataset_meta = dict((ckpt.get('meta') or {}).get('dataset_meta') or {})
-    if not dataset_meta.get('classes'):
-        from .inference import config_dataset_meta
-        try:
-            dataset_meta.update(config_dataset_meta(cfg))
-        except Exception:  # a dataset type of a package not imported: names stay unknown
-            pass
-    if device not in (None, 'meta'):
-        model.to(device)
-    model.cfg = cfg
-    model.dataset_meta = dataset_meta
-    model.eva_model_info = info
-    return model.eval()
+    from .build import build_model
+    get_model_info(name)  # an unknown name is named before anything is built
+    return build_model(name, checkpoint=checkpoint, device=device, cfg_options=cfg_options,
+                       **kwargs)
 
 
 # ---------------------------------------------------------------------- README table

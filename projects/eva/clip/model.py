@@ -19,7 +19,7 @@ from mmengine.model import BaseModel, BaseModule
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from ..checkpoint import unwrap_state_dict
+from ..loader import unwrap_state_dict
 from ..models.clip_transformer import CLIPTransformer, _read_clip_file
 from .tokenizer import build_tokenizer
 from .zero_shot import get_classnames, get_templates
@@ -189,7 +189,8 @@ class EVACLIP(BaseModel):
 
     def init_weights(self):
         super().init_weights()
-        if not (self.init_cfg and self.init_cfg.get('type') == 'Pretrained'):
+        cfgs = self.init_cfg if isinstance(self.init_cfg, (list, tuple)) else [self.init_cfg]
+        if not any(isinstance(c, dict) and c.get('type') == 'Pretrained' for c in cfgs):
             std = self.backbone.embed_dims ** -0.5
             nn.init.normal_(self.clip_projection.weight, std=std)
             nn.init.zeros_(self.clip_projection.bias)

@@ -13,7 +13,7 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 
-from ..checkpoint import load_weights, unwrap_state_dict
+from ..loader import load_weights, unwrap_state_dict
 
 
 class Format(NamedTuple):

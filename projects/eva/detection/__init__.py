@@ -7,7 +7,6 @@ multi-scale TTA with masks), ``EVALVISMetric``, ``EVACocoMetric`` (zeros without
 detection). The backbone is ``mmpretrain.EVAViT``.
 """
 from .. import engine, models  # noqa: F401  (layer-decay constructor, mmpretrain.EVAViT)
-from . import cpu_amp  # noqa: F401  (mmcv's CPU nms / RoIAlign take fp32 only: --amp on CPU)
 from .checked_dataset import (CheckedCocoDataset, CheckedLVISV1Dataset,  # noqa: F401
                               CheckedObjects365V2Dataset)
 from .data_preprocessor import EVADetDataPreprocessor
@@ -16,8 +15,6 @@ from .losses import FederatedSigmoidCELoss
 from .metrics import EVACocoMetric, EVALVISMetric
 from .roi_head import EVACascadeRoIHead, maskness
 from .tta import EVADetTTAModel
-
-cpu_amp.apply()  # mmcv's CPU nms / RoIAlign take fp32 only: --amp on CPU
 
 __all__ = ['EVACocoMetric', 'EVALVISMetric', 'EVADetDataPreprocessor', 'LN2d',
            'SimpleFeaturePyramid', 'FederatedSigmoidCELoss',

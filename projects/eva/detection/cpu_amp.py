@@ -4,8 +4,8 @@ mmcv 2.1's CPU kernels of ``nms`` and ``RoIAlign`` take fp32 only: ``--amp`` on 
 without CUDA (fp16 autocast, or bf16 with ``tools/test.py --amp``) failed in the RPN with
 ``expected scalar type Float but found Half``. On GPUs the kernels take half precision and
 nothing changes; on CPU the inputs of these two ops are upcast to fp32 and RoIAlign's output
-is cast back, as autocast itself does for the ops it lists as fp32-only. Applied when
-``projects.eva.detection`` is imported.
+is cast back, as autocast itself does for the ops it lists as fp32-only. Applied by
+:func:`projects.eva.compat.apply` (``mmcv_cpu_amp``).
 """
 import functools
 import sys

@@ -8,6 +8,3 @@ from .loops import ResumableEpochBasedTrainLoop  # noqa: F401
 from .layer_decay import EVALayerDecayOptimWrapperConstructor  # noqa: F401
 from .reproducible import EpochSeededDataset, EpochSeededSampler  # noqa: F401
 from .strategies import EVAFullyShardStrategy  # noqa: F401
-from . import inputs as _inputs
-
-_inputs.apply()  # empty / undecodable image files are named (mmcv's LoadImageFromFile)

@@ -26,18 +26,30 @@ try:  # FSDP2's sharded parameters; imported once (all_finite runs every trainin
 except ImportError:  # torch built without distributed
     DTensor = None
 
-# the temporary files of ``LocalBackend.put`` (projects/eva/compat.py): ``<name>.tmp<pid>``
+# the temporary files of :func:`write_atomically`: ``<name>.tmp<pid>``
 TMP_FILE = re.compile(r'^(?P<name>.+)\.tmp(?P<pid>\d+)$')
 STEP_FILE = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
 
 
-def _write_atomically(path: str, text: str) -> None:
+def write_atomically(path: str, data) -> None:
+    """Write ``data`` (bytes or text) to ``path`` so that a crash never leaves a truncated file
+    under that name: a temporary ``<path>.tmp<pid>`` in the same folder, fsync, ``os.replace``.
+    The one atomic writer: checkpoints (``LocalBackend.put``, :mod:`projects.eva.compat`) and
+    ``last_checkpoint`` go through it."""
+    folder = osp.dirname(path)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
     tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w') as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, 'wb' if isinstance(data, (bytes, bytearray, memoryview)) else 'w') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
 
 
 def _pid_alive(pid: int) -> bool:
@@ -191,7 +203,7 @@ class AtomicCheckpointHook(CheckpointHook):
             by_epoch=self.by_epoch, backend_args=self.backend_args, **self.args)
         if not is_main_process():
             return
-        _write_atomically(osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt)
+        write_atomically(osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt)
         for old in to_remove:
             path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(old))
             if path == new_path:
@@ -353,46 +365,34 @@ def describe_format(state_dict: dict) -> str:
 
 @HOOKS.register_module()
 class CheckpointFitHook(Hook):
-    """Refuse a checkpoint of another model for ``load_from``, ``--resume`` and tools/test.py.
+    """The structural fit rule (:func:`projects.eva.apis.build.check_fit`) for ``load_from``,
+    ``--resume`` and ``tools/test.py``, before the Runner puts the weights into the model.
 
-    mmengine loads with ``strict=False`` and only logs missing keys, so the segmentation demo
+    mmengine loads with ``strict=False`` and only logs missing keys: the segmentation demo
     checkpoint on the detection config "loaded", evaluated random weights and reported
-    mAP 0.000 with exit code 0. Here a checkpoint that fills less than ``min_fraction`` of the
-    model's tensors (same name, same shape) is an error, and so, when testing
-    (``strict_shapes``, set by tools/test.py) or resuming, is any tensor whose shape does not
-    fit. The message gives the counts, the checkpoint's key
-    prefixes and the converter format it looks like. Fine-tuning from a model with another
-    head (``load_from``, shapes of a few tensors differ) stays possible.
+    mAP 0.000 with exit code 0, and an EVA-02 MIM checkpoint filled 34 of the EVA-01
+    classifier's 60 tensors while every attention and MLP weight stayed random. Here every
+    transformer block's attention and MLP weights must be in the checkpoint with the model's
+    shapes; testing (``strict_shapes``, set by tools/test.py) and resuming also need the rest
+    of the model (head included), and the checkpoint's ``dataset_meta`` classes must be the
+    dataset's. ``load_from`` for training may bring another head (fine-tuning).
     """
     priority = 'VERY_HIGH'  # before EMAHook & co. read the checkpoint
 
-    def __init__(self, min_fraction: float = 0.5, strict_shapes: bool = False):
-        self.min_fraction = min_fraction
+    def __init__(self, strict_shapes: bool = False):
         self.strict_shapes = strict_shapes
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        from ..apis.build import check_classes, check_fit, checkpoint_dataset_meta
         source = getattr(runner, '_load_from', None) or 'the checkpoint'
         sd = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else {}
         sd = {re.sub(r'^module\.', '', k): v for k, v in sd.items()
               if isinstance(v, torch.Tensor)}
-        model_sd = unwrap(runner.model).state_dict()
-        if not model_sd:
-            return
-        matched = [k for k, v in model_sd.items() if k in sd and tuple(sd[k].shape) ==
-                   tuple(v.shape)]
-        misfit = [f'{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(v.shape)}'
-                  for k, v in model_sd.items() if k in sd and k not in matched]
-        strict = self.strict_shapes or getattr(runner, '_resume', False)
-        fraction = len(matched) / len(model_sd)
-        if fraction >= self.min_fraction and not (strict and misfit):
-            return
-        missing = [k for k in model_sd if k not in sd]
-        parts = [f'{source} does not fit the model {type(unwrap(runner.model)).__name__}: '
-                 f'it fills {len(matched)} of the model\'s {len(model_sd)} tensors '
-                 f'({fraction:.0%}; {len(missing)} missing, {len(misfit)} of another shape)']
-        if misfit:
-            parts.append(f'shapes that do not fit: {misfit[:5]}')
-        parts.append(f'checkpoint key prefixes: {_prefixes(sd)} ({len(sd)} tensors); '
-                     f'model key prefixes: {_prefixes(model_sd)}')
-        parts.append(describe_format(sd) if sd else 'it holds no tensors')
-        raise ValueError('; '.join(parts) + '. Is it the checkpoint of this config?')
+        whole = self.strict_shapes or bool(getattr(runner, '_resume', False))
+        check_fit(runner.model, sd, source, head='required' if whole else 'optional')
+        if whole:
+            loop = getattr(runner, '_test_loop' if self.strict_shapes else '_train_loop', None)
+            dataset = getattr(getattr(loop, 'dataloader', None), 'dataset', None)
+            classes = (getattr(dataset, 'metainfo', None) or {}).get('classes')
+            check_classes(checkpoint_dataset_meta(checkpoint).get('classes'), classes, source,
+                          f'the {"test" if self.strict_shapes else "training"} dataset')

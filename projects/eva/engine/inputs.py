@@ -2,8 +2,8 @@
 
 * mmcv's ``LoadImageFromFile`` on a zero-byte file fails inside OpenCV with
   ``cv2.error ... !buf.empty()`` and no file name; :func:`apply` makes it a ``ValueError``
-  naming the file (any other decoding error gets the file name too). Applied when
-  ``projects.eva.engine`` is imported.
+  naming the file (any other decoding error gets the file name too). Applied by
+  :func:`projects.eva.compat.apply` (``named_image_errors``).
 * mmengine's ``default_collate`` on samples of different sizes (a 1x1 image in a val
   pipeline without a resize) fails with ``stack expects each tensor to be equal size`` or, in
   a worker, ``Trying to resize storage that is not resizable``. ``tools/train.py`` and

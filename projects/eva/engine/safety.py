@@ -122,7 +122,6 @@ def _resumable_epoch_loop(cfg: Config) -> None:
 def add_safety(cfg: Config, mode: str, source: str = 'config') -> Config:
     """Add this module's hooks and checks to ``cfg`` for ``mode`` 'train' or 'test'."""
     from . import checkpoint, classes, hooks, inputs, lock  # noqa: F401  (register the hooks)
-    inputs.apply()  # empty / undecodable image files are named
     for loader in LOADERS:  # batches of mixed sizes are named
         collate = (cfg.get(loader) or {}).get('collate_fn')
         if isinstance(collate, dict) and collate.get('type') in COLLATES:

@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 
-from ..checkpoint import load_weights, unwrap_state_dict
+from ..loader import load_weights, unwrap_state_dict
 
 CLIP_VISION_ARCHS = {
     # OpenAI CLIP ViT-L/14 @224: EVA-01's teacher (768-d targets).

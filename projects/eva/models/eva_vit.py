@@ -648,11 +648,38 @@ class EVAViT(BaseModule):
 
     # ------------------------------------------------------------------ init / freezing
     def init_weights(self):
-        if self.init_cfg is not None and self.init_cfg.get('type') == 'Pretrained':
-            self._eva_init()  # new params (rel-pos, head) start from EVA's init
-            super().init_weights()
-            return
-        self._eva_init()
+        """EVA's init, then the ``init_cfg=Pretrained`` weights if the config names some (a
+        dict or an entry of mmengine's list form), read by the one loader and checked by the
+        structural fit rule as a backbone init: every block's attention and MLP weights."""
+        self._eva_init()  # new params (rel-pos, head) start from EVA's init
+        cfgs = self.init_cfg if isinstance(self.init_cfg, (list, tuple)) else [self.init_cfg]
+        pretrained = [c for c in cfgs if isinstance(c, dict) and c.get('type') == 'Pretrained']
+        others = [c for c in cfgs if c is not None and c not in pretrained]
+        if others:
+            from mmengine.model import initialize
+            initialize(self, others)
+        for c in pretrained:
+            self.load_pretrained(c['checkpoint'], c.get('prefix'))
+        self._is_init = True
+
+    def load_pretrained(self, checkpoint: str, prefix: Optional[str] = None):
+        """Backbone weights from ``checkpoint`` (keys under ``prefix``, e.g. ``backbone.``,
+        when the file holds a whole model)."""
+        from ..apis.build import check_fit
+        from ..loader import read_checkpoint, unwrap_state_dict
+        sd = unwrap_state_dict(read_checkpoint(checkpoint), checkpoint)
+        if prefix:
+            sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+            if not sd:
+                raise KeyError(f'{checkpoint}: no tensors under prefix {prefix!r} '
+                               '(init_cfg=Pretrained)')
+        check_fit(self, sd, f'{checkpoint} (init_cfg=Pretrained'
+                  + (f', prefix {prefix!r})' if prefix else ')'), head='optional')
+        missing, unexpected = self.load_state_dict(sd, strict=False)
+        from mmengine.logging import print_log
+        print_log(f'loaded {checkpoint} into {type(self).__name__}'
+                  + (f' ({len(missing)} tensors kept from the init: {missing[:5]})'
+                     if missing else ''), logger='current')
 
     def _eva_init(self):
         if self.init_type == 'eva02':

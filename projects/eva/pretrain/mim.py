@@ -14,7 +14,7 @@ from mmpretrain.models.selfsup import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from ..checkpoint import load_weights, unwrap_state_dict
+from ..loader import load_weights, unwrap_state_dict
 from ..models.eva_vit import trunc_normal_sigma_
 
 

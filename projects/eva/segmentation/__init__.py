@@ -2,10 +2,9 @@
 half-width deformable attention (:class:`MSDeformAttn`), for mmseg's ``Mask2FormerHead``.
 Import it from configs with ``custom_imports=dict(imports=['projects.eva.segmentation'])``.
 """
-import projects.eva  # noqa: F401  (stack fixes)
-import projects.eva.models  # noqa: F401  (EVAViT in the mmpretrain registry)
 import mmdet.models  # noqa: F401  (Mask2Former parts used through the ``mmdet.`` scope)
 
+from .. import models  # noqa: F401  (EVAViT in the mmpretrain registry)
 from .checks import CheckedLoadAnnotations  # noqa: F401  (label-map errors name the file)
 from .adapter import EVAAdapter
 from .segmentor import EVAEncoderDecoder

@@ -177,6 +177,10 @@ class EVAAdapter(BaseModule):
             injectors/extractors (the ViT blocks follow ``vit.with_cp``).
     """
 
+    # the backbone protocol (projects.eva.apis.build): the EVAViT it wraps is ``self.vit``;
+    # inputs must be multiples of 32 (the SPM's stride-32 level and the 1/32 deformable maps)
+    size_divisor = 32
+
     def __init__(self, vit: dict, interaction_indexes: Sequence[Sequence[int]],
                  conv_inplane: int = 64, deform_num_heads: int = 16, n_points: int = 4,
                  deform_ratio: float = 0.5, cffn_ratio: float = 0.25,
@@ -247,9 +251,10 @@ class EVAAdapter(BaseModule):
     # ------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         b, _, h, w = x.shape
-        if h % 32 or w % 32:
-            raise ValueError(f'ViT-Adapter input must be a multiple of 32, got {h}x{w} '
-                             '(pad it, e.g. size_divisor=32 in the data preprocessor)')
+        if h % self.size_divisor or w % self.size_divisor:
+            raise ValueError(f'ViT-Adapter input must be a multiple of {self.size_divisor}, '
+                             f'got {h}x{w} (pad it, e.g. size_divisor={self.size_divisor} in '
+                             'the data preprocessor)')
         vit = self.vit
         shapes = [(h // s, w // s) for s in STRIDES]
         hw = shapes[1]
