@@ -20,6 +20,10 @@ RECIPES = [
      0.1, False, B_IN21K, 80, ('lrd', 0.7)),
     ('dino-4scale_eva02-l-p16_lsj-1024_16xb1-90k_coco.py', 'eva02-large', 1024,
      (5, 11, 17, 23), 0.4, False, L_M38M, 80, ('mult', None)),
+    ('dino-4scale_eva02-b-p16_win32-lsj-1536_16xb1-90k_coco.py', 'eva02-base', 1536,
+     (1, 3, 5, 7, 9, 11), 0.1, True, B_IN21K, 80, ('lrd', 0.7)),
+    ('dino-4scale_eva02-l-p16_lsj-1280_16xb1-90k_coco.py', 'eva02-large', 1280,
+     (5, 11, 17, 23), 0.4, True, L_M38M, 80, ('mult', None)),
     ('dino-4scale_eva02-l-p16_o365-pre_lsj-1536_16xb1-90k_coco.py', 'eva02-large', 1536,
      (2, 5, 8, 11, 14, 17, 20, 23), 0.3, True, L_O365, 80, ('mult', None)),
     ('dino-4scale_eva02-l-p16_lsj-1024_16xb1-90k_lvis.py', 'eva02-large', 1024,
@@ -47,7 +51,7 @@ def test_dino_eva02_recipe(row):
             model.num_feature_levels) == ('DINO', 900, True, True, 4)
     # the cascade's EVA-02 ViTDet backbone: window 16, RoPE per window, global blocks
     assert (bb.type, bb.arch, bb.patch_size, bb.img_size, bb.window_size) == \
-        ('mmpretrain.EVAViT', arch, 16, size, 16)
+        ('mmpretrain.EVAViT', arch, 16, size, 32 if 'win32' in name else 16)
     assert tuple(bb.global_block_indices) == glb and (bb.drop_path_rate, bb.with_cp) == (dpr, cp)
     assert not (bb.with_cls_token or bb.final_norm or bb.use_rel_pos or bb.freeze_patch_embed)
     assert (bb.init_cfg.checkpoint, bb.init_cfg.prefix) == (init, 'backbone.')
@@ -174,4 +178,5 @@ def test_dino_eva02_builds_and_runs_on_meta(row):
 
 # counted from the built models; the B/L ViTs are the det ViTs of test_configs_eva02_dense
 PARAMS = {RECIPES[0][0]: 108_113_356, RECIPES[1][0]: 326_734_604,
-          RECIPES[2][0]: 326_734_604, RECIPES[3][0]: 329_042_369}
+          RECIPES[2][0]: 108_113_356, RECIPES[3][0]: 326_734_604,
+          RECIPES[4][0]: 326_734_604, RECIPES[5][0]: 329_042_369}

@@ -44,9 +44,10 @@ def _lsj(size, with_mask=True):
 train_pipeline = _lsj(image_size)['train']
 test_pipeline = _lsj(image_size)['test']
 # the other sizes the configs use, defined here once: ``{{_base_.lsj.<name>.train|test|pad}}``
-# (EVA-L/B and Objects365 train at 1024; EVA-01 evaluates the 1280 models at 1536)
+# (EVA-L/B and Objects365 train at 1024; EVA-01 evaluates the 1280 models at 1536; DINO-EVA
+# trains boxes only at 1024 / 1280 / 1536)
 lsj = dict(mask1024=_lsj(1024), mask1536=_lsj(1536), box1024=_lsj(1024, with_mask=False),
-           box1536=_lsj(1536, with_mask=False))
+           box1280=_lsj(1280, with_mask=False), box1536=_lsj(1536, with_mask=False))
 
 train_dataloader = dict(
     batch_size=1, num_workers=4, persistent_workers=True,

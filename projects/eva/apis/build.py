@@ -335,8 +335,9 @@ def build_model(config_or_name: Union[str, Config], checkpoint: Optional[str] = 
         dataset_meta = checkpoint_dataset_meta(raw)
         cfg_meta = config_dataset_meta(cfg)
         if classes is None:
+            where = config if isinstance(config, str) else 'the config'
             check_classes(dataset_meta.get('classes'), cfg_meta.get('classes'), checkpoint,
-                          f'the test dataset of {config if isinstance(config, str) else "the config"}')
+                          f'the test dataset of {where}')
         model.load_state_dict(sd, strict=False)
         del raw, sd
     if classes is not None:
