@@ -2,8 +2,9 @@
 
     python tools/inference.py CONFIG CHECKPOINT INPUTS... [--out-dir DIR] [--device cpu|cuda]
         [--batch-size N] [--topk K] [--score-thr T] [--classes a,b,c | --classes-file F]
-        [--prompts-file F] [--no-vis] [--video-format gif|mp4] [--threads N]
+        [--prompts-file F] [--no-vis] [--video-format gif|mp4] [--fail-fast] [--threads N]
         [--cfg-options k=v ...]
+    python tools/inference.py MODEL_NAME INPUTS... [--weights PATH_OR_URL] [options above]
 
 The task comes from the config (classification, EVA-CLIP zero-shot, detection / instance
 segmentation, semantic segmentation, video) and runs through the upstream inferencer
@@ -37,10 +38,15 @@ NO_WEIGHTS = ("no trained weights: the config's initialisation (random unless it
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('config')
+    p.add_argument('config', help='a config file, or a model-index name (projects.eva.'
+                   'list_models()): then no CHECKPOINT, the released weights are downloaded '
+                   'and converted once (cache: $EVA_CACHE_DIR or torch hub\'s checkpoints/eva)')
     p.add_argument('checkpoint', help="checkpoint file; 'none' for the config's own weights "
                    '(random unless its init_cfg loads some)')
-    p.add_argument('inputs', nargs='+', help='image or video files, or folders of them')
+    p.add_argument('inputs', nargs='*', help='image or video files, or folders of them')
+    p.add_argument('--weights', metavar='PATH_OR_URL', default=None,
+                   help='with a model name: the official release file as a local path or a '
+                   'mirror URL (offline), instead of the metafile\'s URL')
     p.add_argument('--out-dir', default='work_dirs/inference')
     p.add_argument('--device', default=None, help='cpu, cuda, cuda:1 (default: cuda if '
                    'available)')
@@ -70,8 +76,33 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def resolve_model_name(args) -> None:
+    """``NAME INPUTS...``: the name's config and its released weights (downloaded and
+    converted once); ``CONFIG CHECKPOINT INPUTS...`` as before."""
+    if osp.isfile(args.config) or args.config.endswith('.py'):
+        if not args.inputs:
+            raise SystemExit('error: no inputs: CONFIG CHECKPOINT INPUTS...')
+        if args.weights:
+            raise SystemExit('error: --weights goes with a model name, not a config file')
+        return
+    from projects.eva.apis.hub import pretrained_checkpoint
+    from projects.eva.apis.model_index import get_model_info
+    try:
+        info = get_model_info(args.config)
+    except KeyError as e:
+        raise SystemExit(f'error: {args.config} is neither a config file nor a model name: '
+                         f'{e.args[0]}') from None
+    args.inputs = [args.checkpoint] + args.inputs  # NAME takes no checkpoint argument
+    args.config = info.config
+    try:
+        args.checkpoint = pretrained_checkpoint(info, args.weights or True)
+    except (OSError, RuntimeError, ValueError) as e:
+        raise SystemExit(f'error: {e}') from e
+
+
 def main(argv=None):
     args = parse_args(argv)
+    resolve_model_name(args)
     if args.trust_checkpoint:  # the user's explicit opt-in (projects/eva/loader.py)
         os.environ['EVA_TRUST_CHECKPOINTS'] = '1'
     classes = None

@@ -11,10 +11,11 @@ released models of ``model-index.yml``; ``projects.eva.apis`` has inference for 
 """
 
 
-def get_model(name, checkpoint=None, **kwargs):
-    """A released EVA model by name (see :func:`projects.eva.apis.model_index.get_model`)."""
+def get_model(name, checkpoint=None, pretrained=False, **kwargs):
+    """A released EVA model by name, ``pretrained=True`` with its released weights (see
+    :func:`projects.eva.apis.model_index.get_model`)."""
     from .apis.model_index import get_model as _get_model
-    return _get_model(name, checkpoint=checkpoint, **kwargs)
+    return _get_model(name, checkpoint=checkpoint, pretrained=pretrained, **kwargs)
 
 
 def list_models(pattern=None):

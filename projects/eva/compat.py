@@ -1,8 +1,8 @@
 """Fixes for bugs of the pinned stack (requirements/runtime.txt), all applied by :func:`apply`
 -- the one place they happen. Importing ``projects.eva`` (or any of its packages) patches
-nothing: ``tools/*.py`` and :func:`projects.eva.runner.build_runner` call :func:`apply`. Each names the upstream bug it
-works around; ``tests/test_compat.py`` has a test per fix that fails without it. Drop a fix
-when the pin moves past its bug.
+nothing: ``tools/*.py`` and :func:`projects.eva.runner.build_runner` call :func:`apply`. Each
+names the upstream bug it works around; ``tests/test_compat.py`` has a test per fix that fails
+without it. Drop a fix when the pin moves past its bug.
 
 * :func:`weights_only_resume` -- mmengine#1655: torch >= 2.6 loads with ``weights_only=True``
   and mmengine 0.10.7 checkpoints hold ``HistoryBuffer`` (with function references),

@@ -19,6 +19,7 @@ weight checked), as for inference, the feature maps and the web demo.
 import json
 import os
 import os.path as osp
+import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -41,7 +42,6 @@ def model_kind(model: nn.Module, part: Optional[str] = None) -> str:
         return f'clip-{part}'
     if part is not None:
         raise ValueError(f'--part is for EVA-CLIP configs only (this model is {name})')
-    from mmaction.models.recognizers import Recognizer3D
     from mmdet.models.detectors import BaseDetector
     from mmpretrain.models.classifiers import ImageClassifier
     from mmseg.models.segmentors import BaseSegmentor
@@ -51,7 +51,10 @@ def model_kind(model: nn.Module, part: Optional[str] = None) -> str:
         return 'det-backbone'
     if isinstance(model, BaseSegmentor):
         return 'seg-backbone'
-    if isinstance(model, Recognizer3D):
+    # a video model was built by mmaction2, which projects.eva.video imported (with the
+    # placeholder its 1.2.0 wheel needs): no mmaction2 import here for the other tasks
+    video = sys.modules.get('mmaction.models.recognizers')
+    if video is not None and isinstance(model, video.Recognizer3D):
         return 'video-classifier'
     raise ValueError(f'no ONNX export for {name}: export a classifier, EVA-CLIP, an mmdet '
                      'detector, an mmseg segmentor or an mmaction2 Recognizer3D config')

@@ -51,7 +51,7 @@ def test_the_head_is_required_except_for_a_backbone_init():
     model = Classifier()
     sd = _sd(Classifier(classes=7))  # another dataset's head
     check_fit(model, sd, 'ckpt', head='optional')
-    with pytest.raises(CheckpointFitError, match=r"2 tensor\(s\) have another shape: "
+    with pytest.raises(CheckpointFitError, match=r"2 tensor\(s\) of another shape: "
                        r"\['head\.weight: checkpoint \(7, 32\) vs model \(5, 32\)'"):
         check_fit(model, sd, 'ckpt', head='required')
     no_head = {k: v for k, v in _sd(model).items() if not k.startswith('head.')}

@@ -175,3 +175,71 @@ def test_every_released_entry_records_its_converter_format():
         converter='python tools/model_converters/eva_to_mm.py a.pt b.pth')
     with pytest.raises(ValueError, match='--format NAME'):
         hub.converter_argv(bad)
+
+
+# ------------------------------------------------------------- by name: get_model, the CLI
+DIGITS = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs',
+                  'demo', 'eva-cls_vit-tiny-p14_1xb64-80e_digits.py')
+TINY_ARCH = dict(embed_dims=96, num_layers=4, num_heads=3, feedforward_channels=384)
+
+
+def tiny_release(folder, name='eva_tiny_digits.pt'):
+    """The demo digits classifier's architecture as an EVA-01 release file (BEiT container,
+    EMA weights = trained + 1, so that which one loaded is visible)."""
+    torch.manual_seed(1)
+    sd = {k: torch.randn_like(v) * 0.02 for k, v in EVAViT(
+        TINY_ARCH, img_size=56, patch_size=14, final_norm=False).state_dict().items()}
+    sd.update({'fc_norm.weight': torch.ones(96), 'fc_norm.bias': torch.zeros(96),
+               'head.weight': torch.randn(10, 96) * 0.1, 'head.bias': torch.zeros(10)})
+    ema = {k: v + 1 for k, v in sd.items()}
+    path = osp.join(str(folder), name)
+    torch.save(dict(model=sd, model_ema=ema, args=argparse.Namespace(model='tiny')), path)
+    return path, ema
+
+
+@pytest.fixture
+def tiny_name(server, cache, monkeypatch):
+    """A model-index name for the demo digits config whose release is on the local server."""
+    from projects.eva.apis import model_index
+    root, base = server
+    _, ema = tiny_release(root)
+    info = get_model_info(NAME)._replace(
+        name='tiny-digits', config=DIGITS, weights_url=base + 'eva_tiny_digits.pt',
+        converter='python tools/model_converters/eva_to_mm.py eva_tiny_digits.pt '
+                  'checkpoints/eva/eva_tiny_digits_mm.pth --format eva01-cls')
+    original = model_index.get_model_info
+    monkeypatch.setattr(model_index, 'get_model_info',
+                        lambda n: info if n == 'tiny-digits' else original(n))
+    return info, ema
+
+
+def test_get_model_pretrained_loads_the_released_weights(tiny_name, cache, one_thread):
+    import projects.eva
+    _, ema = tiny_name
+    model = projects.eva.get_model('tiny-digits', pretrained=True, device='cpu')
+    torch.testing.assert_close(model.backbone.patch_embed.proj.weight,
+                               ema['patch_embed.proj.weight'], rtol=0, atol=0)
+    torch.testing.assert_close(model.head.fc.weight, ema['head.weight'], rtol=0, atol=0)
+    assert (cache / 'eva_tiny_digits_mm.pth').is_file()
+    with pytest.raises(ValueError, match='not both'):
+        projects.eva.get_model('tiny-digits', checkpoint='x.pth', pretrained=True)
+
+
+def test_inference_cli_by_name(tiny_name, cache, tmp_path, one_thread):
+    import sys
+    sys.path.insert(0, osp.join(osp.dirname(DIGITS), '..', '..', 'tools'))
+    import inference as cli
+    from sklearn.datasets import images
+    photo = osp.join(osp.dirname(images.__file__), 'china.jpg')
+    recs = cli.main(['tiny-digits', photo, '--out-dir', str(tmp_path / 'o'), '--no-vis'])
+    assert len(recs) == 1 and recs[0]['checkpoint'] == str(cache / 'eva_tiny_digits_mm.pth')
+    assert recs[0]['config'] == DIGITS and 'warning' not in recs[0]
+    assert RangeHandler.requests == [None]
+    # offline: the official file as a local path
+    os.remove(cache / 'eva_tiny_digits_mm.pth')
+    local, _ = tiny_release(tmp_path)
+    cli.main(['tiny-digits', photo, photo, '--weights', local, '--no-vis',
+              '--out-dir', str(tmp_path / 'o2')])
+    assert RangeHandler.requests == [None] and (cache / 'eva_tiny_digits_mm.pth').is_file()
+    with pytest.raises(SystemExit, match='neither a config file nor a model name'):
+        cli.main(['no-such-model', photo])

@@ -450,7 +450,7 @@ def test_real_configs_parse():
 
 
 def test_report_collects_work_dirs(tmp_path, capsys):
-    from projects.eva.clip import report
+    from projects.eva.analysis import clip_report as report
     dirs = []
     for suffix, top1 in (('in1k', 78.0), ('in1k-v2', 70.0), ('k400', 65.0)):
         d = tmp_path / f'eva-clip_vit-g-p14_zeroshot-cls_{suffix}' / '20260101_000000'
@@ -835,11 +835,12 @@ def test_metafile_entries_carry_the_released_numbers(model_name):
 
 
 def test_report_puts_runs_beside_their_own_models_release(tmp_path, capsys):
-    """``python -m projects.eva.clip.report`` on EVA-02-CLIP runs compares with EVA-02-CLIP's
-    released numbers (from the metafile), not EVA-01's; runs of two models are refused."""
+    """``python -m projects.eva.analysis.clip_report`` on EVA-02-CLIP runs compares with
+    EVA-02-CLIP's released numbers (from the metafile), not EVA-01's; runs of two models are
+    refused."""
     import json
 
-    from projects.eva.clip import report
+    from projects.eva.analysis import clip_report as report
 
     def run(name, top1):
         d = tmp_path / name / '20260101_000000'

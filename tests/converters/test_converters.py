@@ -906,7 +906,7 @@ def test_safetensors_file_converts_like_torch_save(tmp_path):
     assert all(torch.equal(v, b['state_dict'][k]) for k, v in a['state_dict'].items())
     raw = (tmp_path / 'model.safetensors').read_bytes()
     (tmp_path / 'cut.safetensors').write_bytes(raw[:len(raw) // 2])
-    with pytest.raises(RuntimeError, match=r'cut\.safetensors \(safetensors\)'):
+    with pytest.raises(ValueError, match=r'cut\.safetensors \(safetensors\)'):
         convert_checkpoint(str(tmp_path / 'cut.safetensors'))
 
 

@@ -177,3 +177,47 @@ def test_zero_shot_uses_the_labels_typed_in(tmp_path, one_thread):
     assert {t['class'] for t in rec['topk']} == {'a temple', 'a flower', 'a dog'}
     _, rec = predictor(china, 'zero-shot', 'sky, sea')
     assert rec['num_classes'] == 2
+
+
+def test_tasks_side_by_side_in_one_process(tmp_path, one_thread):
+    """The web demo's predictor: detection, then classification, then zero-shot in one
+    process. A detection request used to leave ``mmdet`` as the registry scope, and every
+    classification / zero-shot request after it failed with ``KeyError: 'ResizeEdge is not in
+    the mmdet::transform registry'``."""
+    import importlib.util
+    import sklearn.datasets
+    spec = importlib.util.spec_from_file_location('gradio_demo_tasks',
+                                                  osp.join(ROOT, 'tools', 'gradio_demo.py'))
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    det = osp.join(DEMO, 'eva-det_vit-tiny-p16_cascade-mask-rcnn_shapes-128.py')
+    clip = osp.join(DEMO, 'eva-clip_vit-tiny-p8_1xb64-6e_shapes-captions.py')
+    models = {}
+    for task, config in (('detect', det), ('classify', CLS), ('zero-shot', clip)):
+        ckpt = str(tmp_path / f'{task}.pth')
+        _random_checkpoint(config, ckpt)
+        models[task] = (config, ckpt)
+    predictor = demo.Predictor(models)
+    china = osp.join(osp.dirname(sklearn.datasets.__file__), 'images', 'china.jpg')
+    _, rec = predictor(china, 'detect')
+    assert rec['task'] == 'detection' and 'instances' in rec
+    _, rec = predictor(china, 'classify')
+    assert rec['task'] == 'classification' and 'pred_label' in rec
+    _, rec = predictor(china, 'zero-shot', 'a temple, a dog')
+    assert rec['task'] == 'zero-shot' and rec['num_classes'] == 2
+
+
+def test_detection_then_classification_inferencer_from_python(tmp_path, one_thread):
+    """mmdet's own ``DetInferencer`` (which sets the default scope for the process), then a
+    classification inferencer built by ``build_inferencer``."""
+    import sklearn.datasets
+    from mmdet.apis import DetInferencer
+
+    from projects.eva.apis import build_inferencer, run_inference
+    det = osp.join(DEMO, 'eva-det_vit-tiny-p16_cascade-mask-rcnn_shapes-128.py')
+    DetInferencer(model=det, weights=None, device='cpu', show_progress=False)
+    ckpt = str(tmp_path / 'cls.pth')
+    _random_checkpoint(CLS, ckpt)
+    china = osp.join(osp.dirname(sklearn.datasets.__file__), 'images', 'china.jpg')
+    rec = run_inference(build_inferencer(CLS, ckpt, device='cpu'), [china], progress=False)
+    assert rec[0]['task'] == 'classification' and 'pred_label' in rec[0]

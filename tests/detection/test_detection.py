@@ -402,7 +402,7 @@ def test_lvis_release_fed_loss_weights(tmp_path):
     """``eva_lvis.pth`` saves ``roi_heads.box_predictor.{0,1,2}.fed_loss_cls_weights``
     (detectron2's federated loss registers them as buffers): they are dropped with a logged
     reason, our FederatedSigmoidCELoss keeps the weights it computes from class_freq, and
-    ``fed_loss_class_freq`` checks that the two agree."""
+    ``fed_loss_class_counts`` checks that the two agree."""
     import json
     from projects.eva.converters import convert_checkpoint
     cfg = _tiny_detector_cfg()
@@ -428,10 +428,11 @@ def test_lvis_release_fed_loss_weights(tmp_path):
     torch.testing.assert_close(fresh.roi_head.bbox_head[2].loss_cls.fed_weight, weights)
     info = tmp_path / 'lvis_v1_train_cat_info.json'
     info.write_text(json.dumps([{'id': i + 1, 'image_count': c} for i, c in enumerate(counts)]))
-    convert_checkpoint(path, fed_loss_class_freq=str(info))  # agree
+    from projects.eva.detection.losses import load_class_image_counts
+    convert_checkpoint(path, fed_loss_class_counts=load_class_image_counts(str(info)))  # agree
     info.write_text(json.dumps([{'id': i + 1, 'image_count': c} for i, c in enumerate([40, 9, 4])]))
     with pytest.raises(ValueError, match=r'disagree \(max \|diff\| 1'):
-        convert_checkpoint(path, fed_loss_class_freq=str(info))
+        convert_checkpoint(path, fed_loss_class_counts=load_class_image_counts(str(info)))
     bad = dict(d2, **{'roi_heads.box_predictor.1.fed_loss_cls_weights': weights * 2})
     torch.save(dict(model=bad), path)
     with pytest.raises(ValueError, match=r'box_predictor\.1\.fed_loss_cls_weights differs'):

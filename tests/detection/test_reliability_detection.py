@@ -364,9 +364,9 @@ def test_no_detection_on_any_image_reports_zeros_not_nothing(tmp_path, lvis):
     import projects.eva.detection  # noqa: F401
     from projects.eva.demo.utils import config_path
     from projects.eva.engine.safety import add_safety
-    from projects.eva.runner import load_config
+    from projects.eva.runner import runner_config
     ann = _coco_json(tmp_path / 'anns.json', lvis=lvis)
-    cfg = add_safety(load_config(config_path(DEMO_DET)), 'test')
+    cfg = add_safety(runner_config(config_path(DEMO_DET)), 'test')
     evaluator = dict(cfg.test_evaluator, ann_file=ann)
     if lvis:
         evaluator['type'] = 'EVALVISMetric'

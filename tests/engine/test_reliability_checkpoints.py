@@ -217,7 +217,7 @@ def test_wrong_architecture_checkpoint_is_reported(tmp_path):
     model = EVAViT(arch, img_size=56, init_cfg=dict(type='Pretrained', checkpoint=path,
                                                     prefix='backbone.'))
     with pytest.raises(ValueError, match=r'wide\.pth \(init_cfg=Pretrained, prefix '
-                       r"'backbone\.'\) does not fit the model EVAViT: .*tensor\(s\) have "
+                       r"'backbone\.'\) does not fit the model EVAViT: .*tensor\(s\) of "
                        r'another shape: \[.blocks\.0\.attn'):
         model.init_weights()
     deep = EVAViT(dict(arch, num_layers=3), img_size=56)

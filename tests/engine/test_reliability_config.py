@@ -3,7 +3,7 @@
 non-numeric rates, a training set smaller than one batch)."""
 import pytest
 
-from projects.eva.runner import load_config
+from projects.eva.runner import runner_config
 
 CLS = 'configs/demo/eva-cls_vit-tiny-p14_1xb64-80e_digits.py'
 
@@ -41,17 +41,17 @@ CLS = 'configs/demo/eva-cls_vit-tiny-p14_1xb64-80e_digits.py'
 def test_cfg_option_that_nothing_reads_is_named_with_the_closest_key(option, error, message):
     value = 0 if 'interval' in option else 3
     with pytest.raises(error, match=message):
-        load_config(CLS, {option: value})
+        runner_config(CLS, {option: value})
 
 
 def test_non_numeric_drop_path_rate_is_named():
     with pytest.raises(TypeError, match=r"model.backbone.drop_path_rate must be a number, "
                                         r"got 'abc' \(str\)"):
-        load_config(CLS, {'model.backbone.drop_path_rate': 'abc'})
+        runner_config(CLS, {'model.backbone.drop_path_rate': 'abc'})
 
 
 def test_options_that_are_read_pass():
-    cfg = load_config(CLS, {
+    cfg = runner_config(CLS, {
         'optim_wrapper.optimizer.lr': 0.1, 'optim_wrapper.paramwise_cfg.layer_decay_rate': 0.8,
         'default_hooks.checkpoint.max_keep_ckpts': 1, 'default_hooks.logger.interval': 5,
         'randomness.seed': 1, 'randomness.diff_rank_seed': True, 'env_cfg.cudnn_benchmark': True,

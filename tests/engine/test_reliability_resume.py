@@ -106,10 +106,10 @@ def test_epoch_based_configs_get_the_resumable_loop(config):
     """The configs of the issue (mmengine's EpochBasedTrainLoop) train with the loop that
     continues an interrupted epoch; their arguments are kept."""
     from projects.eva.engine.safety import add_safety
-    from projects.eva.runner import load_config
-    cfg = load_config(config)
+    from projects.eva.runner import runner_config
+    cfg = runner_config(config)
     before = dict(cfg.train_cfg)
     assert before['type'] == 'EpochBasedTrainLoop'
     add_safety(cfg, 'train')
     assert dict(cfg.train_cfg) == dict(before, type='ResumableEpochBasedTrainLoop')
-    add_safety(load_config(config), 'test')  # testing builds no train loop: untouched
+    add_safety(runner_config(config), 'test')  # testing builds no train loop: untouched

@@ -76,14 +76,18 @@ def test_lock_is_per_process_and_released(tmp_path):
     work = str(tmp_path / 'w')
     assert acquire_work_dir(work) is None
     assert acquire_work_dir(work) is None  # re-entrant in this process
-    probe = ('import sys; sys.path.insert(0, %r); '
-             'from projects.eva.engine.lock import acquire_work_dir; '
-             'print(acquire_work_dir(%r))' % (ROOT, work))
+    probe = ('import importlib.util as u; '  # lock.py alone: the engine package is slow to import
+             's = u.spec_from_file_location("lock", %r); m = u.module_from_spec(s); '
+             's.loader.exec_module(m); print("holder:", m.acquire_work_dir(%r))'
+             % (osp.join(ROOT, 'projects/eva/engine/lock.py'), work))
+
+    def holder(res):  # the last line: importing the engine may log before it
+        return [line for line in res.stdout.splitlines() if line.startswith('holder: ')][-1]
     held = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True)
-    assert held.stdout.startswith(f'PID {os.getpid()} on '), held.stdout + held.stderr
+    assert holder(held).startswith(f'holder: PID {os.getpid()} on '), held.stdout + held.stderr
     release_work_dir(work)
     free = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True)
-    assert free.stdout.strip() == 'None', free.stdout + free.stderr
+    assert holder(free) == 'holder: None', free.stdout + free.stderr
 
 
 RANK_SCRIPT = '''
@@ -134,6 +138,7 @@ def test_distributed_run_locks_on_rank_0_and_every_rank_stops(tmp_path):
                f'(PID {os.getpid()} ' in text, text
     out = _two_ranks(tmp_path, work)
     assert all(' ok' in text for text in out), out
-    rank0_pid = out[0].split('pid ')[1].split()[0]
+    import re
+    rank0_pid = re.search(r'^rank 0 pid (\d+) ok$', out[0], re.M).group(1)
     with open(work / 'train.lock') as f:
         assert f.read().startswith(f'PID {rank0_pid} ')  # rank 0 held it, not rank 1

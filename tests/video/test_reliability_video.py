@@ -82,8 +82,8 @@ def test_video_label_out_of_range_names_list_line_and_value(videos, tmp_path):
         _video_dataset(str(bad), root, num_classes=4)
     # configs give the class count to the head only: every loader's dataset gets it
     from projects.eva.engine.safety import add_safety
-    from projects.eva.runner import load_config
-    cfg = add_safety(load_config('configs/demo/eva-video_vit-tiny-p14_1xb16-8e_moving-shapes.py'),
+    from projects.eva.runner import runner_config
+    cfg = add_safety(runner_config('configs/demo/eva-video_vit-tiny-p14_1xb16-8e_moving-shapes.py'),
                      'train')
     assert cfg.train_dataloader.dataset.dataset.num_classes == 4  # inside EpochSeededDataset
     assert cfg.val_dataloader.dataset.num_classes == cfg.test_dataloader.dataset.num_classes == 4

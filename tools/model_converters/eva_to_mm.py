@@ -83,8 +83,10 @@ def main(argv=None):
         parser.error(f'unknown --format {args.format!r}; known formats: {format_names()}')
     check_paths(args.src, args.dst)
     options = dict(num_frames=args.num_frames, ema=not args.no_ema)
-    if args.fed_loss_class_freq:
-        options['fed_loss_class_freq'] = args.fed_loss_class_freq
+    if args.fed_loss_class_freq:  # read here: the converters read no annotation files
+        from projects.eva.detection.losses import load_class_image_counts
+        options['fed_loss_class_counts'] = load_class_image_counts(
+            args.fed_loss_class_freq).tolist()
     try:
         out = convert_checkpoint(args.src, patch_size=args.patch_size, format=args.format,
                                  **options)

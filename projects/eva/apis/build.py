@@ -6,8 +6,8 @@ names its task (:func:`task_of`), strips the config's own weight files when the 
 from elsewhere (:func:`strip_pretrained`), merges the top-level data preprocessor as the Runner
 does, builds in the config's registry scope, reads the checkpoint through the one loader
 (:func:`projects.eva.loader.read_checkpoint`: never code, bad files named, NaN named), checks
-that it fills the model (:func:`check_fit`, the structural rule the training hooks and
-``init_cfg`` use too) and fills ``dataset_meta`` from the checkpoint, then the config.
+that it fills the model (:func:`projects.eva.loader.check_fit`, the structural rule the
+training hooks and ``init_cfg`` use too) and fills ``dataset_meta`` from the checkpoint, then the config.
 
 The backbone protocol (:func:`vit_of`, :func:`size_divisor`): a model's ``backbone`` is an
 ``EVAViT`` or wraps one as ``backbone.vit``; a wrapper that needs inputs coarser than the
@@ -15,17 +15,17 @@ patch grid says so with a ``size_divisor`` attribute (the ViT-Adapter: 32). No c
 """
 import copy
 import os.path as osp
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import torch
 from mmengine.config import Config, ConfigDict
 
+from ..loader import (CheckpointFitError, check_classes, check_fit,  # noqa: F401  (the door's)
+                      checkpoint_dataset_meta, vits_in)
+
 TASKS = ('mim', 'classification', 'zero-shot', 'detection', 'segmentation', 'video')
 # keys whose string value names a weight file a module reads while it is built or initialised
 WEIGHT_FILE_KEYS = ('checkpoint', 'pretrained')
-# tensors EVAViT's load hook resizes / rebuilds (another resolution, frame count, window)
-ADAPTED = ('pos_embed', 'patch_embed.proj.weight', 'rel_pos_h', 'rel_pos_w',
-           'relative_position_bias_table')
 
 
 # ---------------------------------------------------------------------- config
@@ -142,123 +142,6 @@ def size_divisor(model: torch.nn.Module) -> int:
     return int(getattr(backbone, 'size_divisor', None) or vit_of(model).patch_size)
 
 
-def vits_in(model: torch.nn.Module) -> List[tuple]:
-    """``(state-dict prefix, EVAViT)`` of every EVAViT in ``model``."""
-    from ..models.eva_vit import EVAViT
-    return [(f'{name}.' if name else '', m) for name, m in model.named_modules()
-            if isinstance(m, EVAViT)]
-
-
-# ---------------------------------------------------------------------- the fit rule
-class CheckpointFitError(ValueError):
-    """A checkpoint that does not fill the model it is loaded into."""
-
-
-def _structure(model: torch.nn.Module) -> Dict[str, List[str]]:
-    """The groups a checkpoint must fill: every transformer block's attention and MLP
-    weights (``EVAViT`` blocks); a model without an EVAViT: its backbone's parameters."""
-    groups = {}
-    vits = vits_in(model)
-    for prefix, vit in vits:
-        for i, blk in enumerate(vit.blocks):
-            for part in ('attn', 'mlp'):
-                keys = [f'{prefix}blocks.{i}.{part}.{n}'
-                        for n, p in getattr(blk, part).named_parameters()
-                        if n.endswith('weight') and p.dim() >= 2]
-                if keys:
-                    groups[f'{prefix}blocks.{i}.{part}'] = keys
-    if not vits:
-        backbone = getattr(model, 'backbone', None)
-        prefix = 'backbone.' if isinstance(backbone, torch.nn.Module) else ''
-        keys = [prefix + n for n, _ in (backbone if prefix else model).named_parameters()]
-        if keys:
-            groups[prefix.rstrip('.') or 'model'] = keys
-    return groups
-
-
-def check_fit(model: torch.nn.Module, state_dict: dict, source: str,
-              head: str = 'required') -> None:
-    """The one fit rule, before any weight is used (inference, export, ``tools/test.py``,
-    ``--resume``, ``load_from``, ``init_cfg``).
-
-    * Structure: every transformer block's attention and MLP weights are in the checkpoint
-      with the model's shapes (keys relative to ``model``); a partial backbone is an error
-      naming the missing groups -- never a share of tensors (34 of 60 tensors used to pass
-      while every attention and MLP weight stayed random).
-    * ``head='required'`` (test, inference, export, resume): every other parameter is there
-      too, with its shape (tensors EVAViT's load hook resizes aside). ``head='optional'``: a
-      backbone init (``init_cfg``, ``load_from`` of a model with another head) -- the rest
-      may be missing or of another shape.
-    """
-    from ..engine.checkpoint import describe_format, unwrap
-    model = unwrap(model)
-    if head not in ('required', 'optional'):
-        raise ValueError(f"head must be 'required' or 'optional', got {head!r}")
-    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    sd_shapes = {k: tuple(v.shape) for k, v in state_dict.items()
-                 if isinstance(v, torch.Tensor)}
-
-    def misfits(keys):
-        return [f'{k}: checkpoint {sd_shapes[k]} vs model {shapes[k]}' for k in keys
-                if k in sd_shapes and k in shapes and sd_shapes[k] != shapes[k]
-                and not k.endswith(ADAPTED)]
-
-    problems = []
-    groups = _structure(model)
-    missing_groups = [g for g, keys in groups.items() if any(k not in sd_shapes for k in keys)]
-    wrong = misfits([k for keys in groups.values() for k in keys])
-    if missing_groups:
-        what = ('attention / MLP weights of each transformer block' if vits_in(model)
-                else 'the backbone of a model without an EVAViT')
-        problems.append(f'{len(missing_groups)} of the {len(groups)} structural groups '
-                        f'({what}) are missing: {_short(missing_groups)}')
-    if head == 'required':
-        params = [n for n, _ in model.named_parameters()]
-        structural = {k for keys in groups.values() for k in keys}
-        missing = [k for k in params if k not in sd_shapes and k not in structural]
-        if missing:
-            problems.append(f'{len(missing)} other parameter(s) are missing: {_short(missing)}')
-        wrong += misfits([k for k in shapes if k not in structural])
-    if wrong:
-        problems.append(f'{len(wrong)} tensor(s) have another shape: {wrong[:5]}')
-    if not problems:
-        return
-    from ..engine.checkpoint import _prefixes
-    raise CheckpointFitError(
-        f'{source} does not fit the model {type(model).__name__}: ' + '; '.join(problems) +
-        f'; checkpoint key prefixes: {_prefixes(sd_shapes)} ({len(sd_shapes)} tensors); model '
-        f'key prefixes: {_prefixes(shapes)}; ' +
-        (describe_format(state_dict) if sd_shapes else 'it holds no tensors') +
-        '. Is it the checkpoint of this config?')
-
-
-def _short(names: Sequence[str], limit: int = 6) -> str:
-    names = list(names)
-    return str(names[:limit]) + (f' and {len(names) - limit} more' if len(names) > limit
-                                 else '')
-
-
-def check_classes(checkpoint_classes, expected_classes, source: str, expected_from: str):
-    """The checkpoint's ``dataset_meta`` classes must be the ones the config evaluates."""
-    if not checkpoint_classes or not expected_classes:
-        return
-    a, b = [str(c) for c in checkpoint_classes], [str(c) for c in expected_classes]
-    if a == b:
-        return
-    first = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-    detail = (f'first difference at index {first}: {a[first]!r} vs {b[first]!r}'
-              if first < min(len(a), len(b)) else 'one list extends the other')
-    raise CheckpointFitError(
-        f'{source} was trained on {len(a)} classes {_short(a)}, but {expected_from} has '
-        f'{len(b)} classes {_short(b)} ({detail}). Predictions would carry the wrong names; '
-        'use the checkpoint of this dataset, or give the class names explicitly')
-
-
-def checkpoint_dataset_meta(ckpt) -> dict:
-    meta = ckpt.get('meta') if isinstance(ckpt, dict) else None
-    return dict((meta or {}).get('dataset_meta') or {}) if isinstance(meta, dict) else {}
-
-
 # ---------------------------------------------------------------------- the door
 def resolve(config_or_name: Union[str, Config]):
     """(config, model-index entry or None) for a config path, a Config or a model name."""
@@ -335,8 +218,9 @@ def build_model(config_or_name: Union[str, Config], checkpoint: Optional[str] = 
         dataset_meta = checkpoint_dataset_meta(raw)
         cfg_meta = config_dataset_meta(cfg)
         if classes is None:
+            where = config if isinstance(config, str) else 'the config'
             check_classes(dataset_meta.get('classes'), cfg_meta.get('classes'), checkpoint,
-                          f'the test dataset of {config if isinstance(config, str) else "the config"}')
+                          f'the test dataset of {where}')
         model.load_state_dict(sd, strict=False)
         del raw, sd
     if classes is not None:

@@ -2,9 +2,9 @@
 
 ``build_inferencer(config, checkpoint)`` builds the model through the one door
 (:func:`projects.eva.apis.build.build_model`: the safe loader, the fit rule, the class names)
-and returns the OpenMMLab inferencer of the config's task around it, unchanged: mmpretrain ``ImageClassificationInferencer``
-(classification, and EVA-CLIP zero-shot with the label set switched by
-``EVACLIP.set_classes``), mmdet ``DetInferencer``, mmseg ``MMSegInferencer``, mmaction2
+and returns the OpenMMLab inferencer of the config's task around it, unchanged: mmpretrain
+``ImageClassificationInferencer`` (classification, and EVA-CLIP zero-shot with the label set
+switched by ``EVACLIP.set_classes``), mmdet ``DetInferencer``, mmseg ``MMSegInferencer``, mmaction2
 ``ActionRecogInferencer``. What this module adds is only what those leave to the caller:
 class names when the checkpoint carries none (a converted release has no ``dataset_meta``,
 and the inferencers would then fall back to COCO / Cityscapes names), the registry scope set

@@ -124,7 +124,7 @@ def get_model_info(name: str) -> ModelInfo:
 
 
 def get_model(name: str, checkpoint: Optional[str] = None, device: Optional[str] = None,
-              cfg_options: Optional[dict] = None, **kwargs):
+              cfg_options: Optional[dict] = None, pretrained=False, **kwargs):
     """Build a released EVA model by name (like ``mmpretrain.get_model``), through the one
     door (:func:`projects.eva.apis.build.build_model`).
 
@@ -132,13 +132,21 @@ def get_model(name: str, checkpoint: Optional[str] = None, device: Optional[str]
         name: a name from :func:`list_models`.
         checkpoint: a converted checkpoint (the entry's ``Converter`` command writes one from
             the official file); None builds the architecture without weights.
+        pretrained: True downloads the official file (the metafile's URL) into the cache,
+            converts it once and loads it (:func:`.hub.pretrained_checkpoint`); a local path
+            or mirror URL of the official file does the same offline.
         device: ``'cpu'``, ``'cuda'``, or ``'meta'`` (no memory: shapes and parameter counts).
         cfg_options: dotted overrides of the config; ``**kwargs`` override ``model.*``.
     Returns:
         the model in eval mode, with ``.cfg`` (its config) and ``.dataset_meta``.
     """
     from .build import build_model
-    get_model_info(name)  # an unknown name is named before anything is built
+    info = get_model_info(name)  # an unknown name is named before anything is built
+    if pretrained:
+        if checkpoint:
+            raise ValueError('give checkpoint= (a converted file) or pretrained=, not both')
+        from .hub import pretrained_checkpoint
+        checkpoint = pretrained_checkpoint(info, pretrained)
     return build_model(name, checkpoint=checkpoint, device=device, cfg_options=cfg_options,
                        **kwargs)
 

@@ -50,15 +50,17 @@ VITDET_BLOCK_ITEMS = ('attn.rel_pos_h', 'attn.rel_pos_w')
 
 
 def drop_fed_loss_weights(sd: Dict[str, torch.Tensor], dropped: Dict[str, str],
-                          class_freq=None, freq_weight_power: float = 0.5) -> None:
+                          class_counts=None, freq_weight_power: float = 0.5) -> None:
     """Check and drop the LVIS release's ``fed_loss_cls_weights`` buffers.
 
     They only steer which classes the federated training loss samples; at test time nothing
     reads them. Our ``FederatedSigmoidCELoss`` builds the same weights (``image_count **
     0.5``, classes sorted by id) from the config's ``class_freq`` file, and those win: the
-    buffers are not loaded. With ``class_freq`` (the cat-info json or LVIS train json the
-    config uses) they are compared to ours, and a disagreement is an error -- fine-tuning
-    would sample classes differently from the official run.
+    buffers are not loaded. With ``class_counts`` (per-class image counts, sorted by id: what
+    ``tools/model_converters/eva_to_mm.py --fed-loss-class-freq`` reads from the cat-info or
+    LVIS train json the config uses) they are compared to ours, and a disagreement is an
+    error -- fine-tuning would sample classes differently from the official run. The counts
+    are passed in: the converters read no annotation files (and import no task package).
     """
     weights = {int(FED_KEY.match(k)[1]): v for k, v in sd.items() if FED_KEY.match(k)}
     if not weights:
@@ -74,15 +76,15 @@ def drop_fed_loss_weights(sd: Dict[str, torch.Tensor], dropped: Dict[str, str],
             raise ValueError(f'{key} differs from stage {min(weights)}\'s weights')
         dropped[key] = FED_REASON
         logger.warning('dropped %s: %s', key, FED_REASON)
-    if class_freq is not None:
-        from ..detection.losses import load_class_image_counts
-        ours = load_class_image_counts(class_freq).float() ** freq_weight_power
+    if class_counts is not None:
+        ours = torch.as_tensor(list(class_counts), dtype=torch.float) ** freq_weight_power
         if ours.shape != first.shape or not torch.allclose(ours, first, rtol=1e-4):
             diff = 'shape' if ours.shape != first.shape else \
                 f'max |diff| {(ours - first).abs().max().item():.4g}'
             raise ValueError(f'fed_loss_cls_weights of the checkpoint and image_count ** '
-                             f'{freq_weight_power} from {class_freq} disagree ({diff}): the '
-                             'config\'s class_freq would win when training; check the file')
+                             f'{freq_weight_power} from the given class counts disagree '
+                             f'({diff}): the config\'s class_freq would win when training; '
+                             'check the file')
 
 
 def _conv_with_norm(dst: str, rest: str) -> str:
@@ -144,15 +146,16 @@ def _map_key(k: str, num_box_convs: int):
                  if any(k.startswith('roi_heads.') for k in sd) else None)
 def convert_eva01_detectron2(sd: Dict[str, torch.Tensor], patch_size=None,
                              dropped: Optional[Dict[str, str]] = None,
-                             fed_loss_class_freq=None, **_) -> dict:
+                             fed_loss_class_counts=None, **_) -> dict:
     """-> ``CascadeRCNN`` with ``EVAViT`` / ``SimpleFeaturePyramid`` / ``EVACascadeRoIHead``.
 
-    ``fed_loss_class_freq``: check the LVIS release's federated weights against this file.
+    ``fed_loss_class_counts``: check the LVIS release's federated weights against these
+    per-class image counts (sorted by category id).
     """
     if patch_size not in (None, 16):
         raise ValueError('detection checkpoints are patch 16; do not pass another patch size')
     dropped = {} if dropped is None else dropped
-    drop_fed_loss_weights(sd, dropped, fed_loss_class_freq)
+    drop_fed_loss_weights(sd, dropped, fed_loss_class_counts)
     out, left = {}, []
     for k, v in sd.items():
         if k in dropped:

@@ -383,7 +383,7 @@ class CheckpointFitHook(Hook):
         self.strict_shapes = strict_shapes
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        from ..apis.build import check_classes, check_fit, checkpoint_dataset_meta
+        from ..loader import check_classes, check_fit, checkpoint_dataset_meta
         source = getattr(runner, '_load_from', None) or 'the checkpoint'
         sd = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else {}
         sd = {re.sub(r'^module\.', '', k): v for k, v in sd.items()

@@ -1,10 +1,11 @@
-"""The class list of the data must be the class list the model was trained on.
+"""The validation set's class list must be the training set's.
 
 Folder datasets (mmpretrain's ``CustomDataset``) number their classes by sorted folder name: a
 class folder renamed in ``val`` (``val/3`` -> ``val/three``) shifted every later class id and
-the demo reported 24.3 % top-1 instead of 73.3 %, exit 0. mmengine saves the training set's
-``dataset_meta`` (with ``classes``) in every checkpoint; :class:`DatasetClassesHook` (added to
-every run by ``add_safety``) compares the class lists where they meet.
+the demo reported 24.3 % top-1 instead of 73.3 %, exit 0. :class:`DatasetClassesHook` (added to
+every training run by ``add_safety``) compares the two lists before the first iteration; the
+checkpoint's classes (``dataset_meta``, saved by mmengine) against the test or training set
+are ``CheckpointFitHook``'s check (``tools/test.py``, ``--resume``).
 """
 from typing import Optional, Sequence
 
@@ -55,10 +56,8 @@ def check_same_classes(expected: Sequence[str], found: Sequence[str], expected_w
 
 @HOOKS.register_module()
 class DatasetClassesHook(Hook):
-    """Training: the validation set's classes must be the training set's; ``--resume``: the
-    checkpoint's must be the training set's. Testing (tools/test.py): the checkpoint's must
-    be the test set's. A ``load_from`` for fine-tuning on other classes stays possible; so do
-    datasets or checkpoints without a class list."""
+    """Training: the validation set's classes must be the training set's (datasets without a
+    class list are not compared)."""
     priority = 'VERY_HIGH'
 
     def before_train(self, runner) -> None:
@@ -72,23 +71,3 @@ class DatasetClassesHook(Hook):
         if val_classes is not None:
             check_same_classes(train_classes, val_classes, f'the training set {_describe(train)}',
                                f'the validation set {_describe(val)}')
-
-    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
-        saved = ((meta or {}).get('dataset_meta') or {}).get('classes')
-        if not saved:
-            return
-        source = getattr(runner, '_load_from', None) or 'the checkpoint'
-        from mmengine.runner import BaseLoop
-        if getattr(runner, '_resume', False):
-            loader = runner.train_dataloader
-        elif isinstance(runner._test_loop, BaseLoop) \
-                and not isinstance(runner._train_loop, BaseLoop):
-            loader = runner.test_dataloader  # tools/test.py
-        else:
-            return  # load_from for fine-tuning: other classes are allowed
-        found = dataset_classes(loader.dataset)
-        if found is not None:
-            check_same_classes([str(c) for c in saved], found,
-                               f'the checkpoint {source} (its training set)',
-                               f'the dataset {_describe(loader.dataset)}')

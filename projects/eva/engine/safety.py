@@ -131,10 +131,9 @@ def add_safety(cfg: Config, mode: str, source: str = 'config') -> Config:
     hook_list = list(cfg.get('custom_hooks') or [])
     present = {h.get('type') for h in hook_list if isinstance(h, dict)}
     # tools/test.py: every tensor the checkpoint holds must fit; load_from may swap a head
-    # the data's class list must be the checkpoint's (and val's the training set's)
-    wanted = [dict(type='CheckpointFitHook', strict_shapes=mode == 'test'),
-              dict(type='DatasetClassesHook')]
+    wanted = [dict(type='CheckpointFitHook', strict_shapes=mode == 'test')]
     if mode == 'train':
+        wanted.append(dict(type='DatasetClassesHook'))  # val's class list = the training set's
         # one run per work dir; FiniteLossHook before any user hook reads the outputs; RNG
         # state last
         wanted += [dict(type='WorkDirLockHook'), dict(type='FiniteLossHook'),

@@ -665,7 +665,7 @@ class EVAViT(BaseModule):
     def load_pretrained(self, checkpoint: str, prefix: Optional[str] = None):
         """Backbone weights from ``checkpoint`` (keys under ``prefix``, e.g. ``backbone.``,
         when the file holds a whole model)."""
-        from ..apis.build import check_fit
+        from ..loader import check_fit
         from ..loader import read_checkpoint, unwrap_state_dict
         sd = unwrap_state_dict(read_checkpoint(checkpoint), checkpoint)
         if prefix:

@@ -1,7 +1,7 @@
 """Collect the zero-shot top-1 of the 12 EVA-CLIP benchmarks into EVA's summary table.
 
-    python -m projects.eva.clip.report work_dirs/eva-clip_vit-g-p14_zeroshot-cls_*
-    python -m projects.eva.clip.report work_dirs/eva02-clip_vit-l-p14-336px_zeroshot-cls_*
+    python -m projects.eva.analysis.clip_report work_dirs/eva-clip_vit-g-p14_zeroshot-cls_*
+    python -m projects.eva.analysis.clip_report work_dirs/eva02-clip_vit-l-p14-336px_zeroshot-cls_*
 
 Each argument is the work dir of one ``tools/test.py`` run of a ``configs/clip/*zeroshot-cls_*``
 config (the model is the name before ``_zeroshot-cls_``, the benchmark its suffix); the newest
@@ -16,7 +16,7 @@ import os.path as osp
 import sys
 from typing import Dict, Optional
 
-from .zero_shot import PAPER_TOP1, TWELVE, summarize
+from ..clip.zero_shot import PAPER_TOP1, TWELVE, summarize
 
 SUFFIX_TO_BENCHMARK = {
     'in1k': 'imagenet-1k', 'in1k-v2': 'imagenet-v2', 'in1k-a': 'imagenet-a',
