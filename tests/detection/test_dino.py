@@ -80,3 +80,27 @@ def test_memory_estimate_counts_dino_as_detection():
     assert r['params'] == n and r['activations'] > 0
     # AdamW: fp32 grads + two moments of every trainable parameter (fp32 run)
     assert r['optimizer'] == pytest.approx(n * 8 / 2 ** 30)
+
+
+@pytest.mark.slow
+def test_demo_dino_learns_to_detect_and_classify(tmp_path, one_thread):
+    """The demo DINO (real head at width 256, tiny EVA-02 ViT), trained from scratch for 200
+    iterations (batch 8) on 400 generated shape images, must find and name the 32 held-out
+    shapes. Measured: bbox mAP 0.600 (AP50 0.742) in 18 min on the busy shared 2-core machine
+    (0.003 after 20 iterations); the bar is half of it, as for the cascade demo."""
+    from projects.eva.demo.detection import DATA, _options
+    from projects.eva.demo.synthetic_detection import make_coco_instances
+    from projects.eva.demo.utils import build_runner, read_scalars
+    root = str(tmp_path / 'data')
+    shapes = dict(size=DATA['size'], max_shapes=DATA['max_shapes'], radius=DATA['radius'])
+    make_coco_instances(root, 'train', num=400, seed=0, **shapes)
+    make_coco_instances(root, 'val', num=32, seed=1, **shapes)
+    options = _options(root, 'dino_learning_test')
+    iters = 200
+    options.update({'train_cfg.max_iters': iters, 'train_cfg.val_interval': iters,
+                    'default_hooks.checkpoint.interval': 100000,
+                    'param_scheduler.1.milestones': [int(iters * 0.85)],
+                    'param_scheduler.1.end': iters})
+    build_runner(DEMO, str(tmp_path / 'work'), options).train()  # evaluates at the end
+    metrics = [r for r in read_scalars(str(tmp_path / 'work')) if 'coco/bbox_mAP' in r][-1]
+    assert metrics['coco/bbox_mAP'] > 0.3, metrics
