@@ -157,6 +157,35 @@ def test_safe_checkpoint_loading_names_bad_files(tmp_path):
         load_checkpoint(model, str(junk))
 
 
+def test_safe_checkpoint_loading_of_a_url(tmp_path, monkeypatch):
+    """``load_from`` / ``init_cfg`` with an http(s) URL: downloaded into torch's hub cache and
+    read by the same loader (a refused pickle is named there too)."""
+    import functools
+    import http.server
+    import threading
+
+    from mmengine.runner import load_checkpoint
+    served = tmp_path / 'served'
+    served.mkdir()
+    torch.save({'state_dict': {'weight': torch.full((1, 2), 3.), 'bias': torch.ones(1)}},
+               str(served / 'lin.pth'))
+    torch.save({'state_dict': {}, 'x': os.path.join}, str(served / 'code.pth'))
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f'http://127.0.0.1:{server.server_port}'
+        model = torch.nn.Linear(2, 1)
+        load_checkpoint(model, f'{url}/lin.pth')
+        assert model.weight.tolist() == [[3., 3.]]
+        assert (tmp_path / 'torch_home' / 'hub' / 'checkpoints' / 'lin.pth').is_file()
+        with pytest.raises(RuntimeError, match=r'refused to load .*code\.pth: it pickles'):
+            load_checkpoint(model, f'{url}/code.pth')
+    finally:
+        server.shutdown()
+
+
 def test_atomic_local_writes(tmp_path, monkeypatch):
     """mmengine's ``LocalBackend.put`` writes in place: a failing write leaves the old file."""
     from mmengine.fileio.backends import LocalBackend

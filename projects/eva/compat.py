@@ -69,8 +69,9 @@ def safe_checkpoint_loading():
 
     from .loader import load_from_local_safely
     if CheckpointLoader._schemes.get('') is not load_from_local_safely:
-        CheckpointLoader.register_scheme(prefixes='', loader=load_from_local_safely,
-                                         force=True)
+        # local files, and URLs (downloaded once into torch's hub cache, then read the same way)
+        CheckpointLoader.register_scheme(prefixes=('', 'http://', 'https://'),
+                                         loader=load_from_local_safely, force=True)
 
 
 def atomic_local_writes():

@@ -108,7 +108,14 @@ def test_train_and_test_tools_pass_their_flags_to_build_runner(monkeypatch):
     import importlib.util
     calls = []
 
+    import logging
+    import torch
+    monkeypatch.setattr(torch, 'set_num_threads', lambda n: None)  # --threads: not here
+
     class FakeRunner:
+        cfg = {}  # the tools read the dataloaders' num_workers for --threads
+        logger = logging.getLogger('fake_runner')
+
         def train(self):
             calls.append('train')
 
