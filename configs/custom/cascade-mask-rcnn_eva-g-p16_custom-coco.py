@@ -7,7 +7,7 @@
 # start from scratch; everything else loads):
 #   tools/model_converters/eva_to_mm.py eva_coco_seg.pth checkpoints/eva/eva_coco_seg_mm.pth
 # Everything else (1280 LSJ, layer decay 0.9, maskness, soft-NMS-free test) is EVA-01's recipe.
-_base_ = '../detection/cascade-mask-rcnn_eva-g-p16_lsj-1280_64xb1-45k_coco-seg.py'
+_base_ = '{{$EVA_CONFIGS:..}}/detection/cascade-mask-rcnn_eva-g-p16_lsj-1280_64xb1-45k_coco-seg.py'
 
 # ---- your data
 classes = ('class_a', 'class_b')

@@ -6,7 +6,7 @@
 #     state for half the backbone)
 #   * bf16 autocast (no loss scaling needed; needs an Ampere-or-newer GPU)
 #   * 1024 px instead of 1280 (0.64x the tokens; rel-pos tables are resized on load)
-_base_ = './cascade-mask-rcnn_eva-g-p16_custom-coco.py'
+_base_ = '{{$EVA_CONFIGS:..}}/custom/cascade-mask-rcnn_eva-g-p16_custom-coco.py'
 
 image_size = 1024
 frozen_blocks = 20

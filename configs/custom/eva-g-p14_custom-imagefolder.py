@@ -3,7 +3,7 @@
 # Labels are the class folders in sorted order; `classes` names them (same count, same order).
 # Init: tools/model_converters/eva_to_mm.py eva_21k_224px_psz14.pt checkpoints/eva/eva_21k_224px_psz14_mm.pth
 # Everything else (336 px, layer decay 0.95, EMA, RandAugment...) is EVA-01's IN-1K recipe.
-_base_ = '../classification/eva-g-p14_32xb16-10e_in1k-336px.py'
+_base_ = '{{$EVA_CONFIGS:..}}/classification/eva-g-p14_32xb16-10e_in1k-336px.py'
 
 # ---- your data
 classes = ('class_a', 'class_b')

@@ -7,7 +7,7 @@
 # from scratch; everything else loads):
 #   tools/model_converters/eva_to_mm.py eva_sem_seg_mask2former_ade_ss61p5_ms62p3.pth checkpoints/eva/eva_sem_seg_mask2former_ade_ss61p5_ms62p3_mm.pth
 # (the COCO-Stuff recipe: its pipelines take reduce_zero_label from the dataset, set below)
-_base_ = '../segmentation/eva-mask2former_vit-g-adapter-p16_32xb1-60k_coco-stuff164k-896x896.py'
+_base_ = '{{$EVA_CONFIGS:..}}/segmentation/eva-mask2former_vit-g-adapter-p16_32xb1-60k_coco-stuff164k-896x896.py'
 
 # ---- your data
 classes = ('background', 'class_a', 'class_b')

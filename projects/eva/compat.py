@@ -204,8 +204,23 @@ FIXES = (deferred_deepspeed_import, weights_only_resume, safe_checkpoint_loading
          mmcv_cpu_amp)
 
 
+CONFIG_ROOT = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs')
+
+
+def config_root():
+    """Not a fix: ``configs/custom/*.py`` name their bases as
+    ``'{{$EVA_CONFIGS:..}}/<task>/<base>.py'`` (mmengine's environment-variable substitution,
+    default relative to ``configs/custom/``), so a copy of one anywhere finds its bases when
+    ``EVA_CONFIGS`` names this repository's ``configs/``; the tools set that default (a value
+    the user exported wins)."""
+    import os
+    os.environ.setdefault('EVA_CONFIGS', CONFIG_ROOT)
+
+
 def apply():
-    """Apply every fix (idempotent). Called explicitly by ``tools/*.py`` and by
-    :func:`projects.eva.runner.build_runner`; importing ``projects.eva`` patches nothing."""
+    """Apply every fix (idempotent), and :func:`config_root`. Called explicitly by
+    ``tools/*.py`` and by :func:`projects.eva.runner.build_runner`; importing ``projects.eva``
+    patches nothing."""
     for fix in FIXES:
         fix()
+    config_root()

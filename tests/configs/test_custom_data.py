@@ -28,10 +28,10 @@ CUSTOM = osp.join(ROOT, 'configs', 'custom')
 
 def user_config(tmp_path, name, values, tiny):
     """configs/custom/<name> with the given ``variable = value`` lines replaced (what the
-    guide tells users to edit), then the ``tiny`` block appended."""
+    guide tells users to edit), then the ``tiny`` block appended; the copy finds its bases
+    through ``EVA_CONFIGS``, which tools/train.py sets (docs/custom_data.md)."""
     with open(osp.join(CUSTOM, name)) as f:
         text = f.read()
-    text = text.replace("_base_ = '../", f"_base_ = '{ROOT}/configs/")
     for var, value in values.items():
         text, n = re.subn(rf'^{re.escape(var)} = .*$', f'{var} = {value}', text, count=1,
                           flags=re.M)
