@@ -44,8 +44,8 @@ STAGES = ('pretrain', 'classification', 'detection', 'segmentation', 'video', 'c
 STAGE_ORDER = {s: i for i, s in enumerate(STAGES)}
 # stages that must run in this order in one lane (the later reads the earlier's checkpoint)
 CHAINS = (('pretrain', 'classification'), ('clip', 'eva02'))
-# minutes per stage at 1 thread in 2 lanes on 2 quiet cores (measured, README "Demo
-# results"): used only to balance the lanes
+# minutes per stage at 1 thread in 2 lanes on 2 quiet cores (measured: docs/demo.md, the
+# table's cost column): used only to balance the lanes
 COST = dict(pretrain=0.5, classification=2.9, detection=5.2, segmentation=2.1, video=1.4,
             clip=0.7, eva02=3.3)
 

@@ -169,3 +169,20 @@ def test_checkpoint_classes_against_the_config(tmp_path):
         build_model(DET, path)
     assert build_model(DET, path, classes=['a'] * len(classes)).dataset_meta['classes'][0] \
         == 'a'
+
+
+def test_weights_from_the_config_or_from_the_checkpoint(tmp_path):
+    """``weights='config'`` initialises as training does (the config's init_cfg file, read by
+    the loader); the default reads no file the config names."""
+    torch.manual_seed(0)
+    src = build_model(CLS)
+    path = str(tmp_path / 'pre.pth')
+    torch.save({'state_dict': src.state_dict()}, path)
+    opts = {'model.backbone.init_cfg': dict(_delete_=True, type='Pretrained',
+                                            checkpoint=path, prefix='backbone.')}
+    key = 'backbone.blocks.0.attn.proj.weight'
+    loaded = build_model(CLS, weights='config', cfg_options=opts)
+    torch.testing.assert_close(loaded.state_dict()[key], src.state_dict()[key])
+    fresh = build_model(CLS, cfg_options=dict(opts, **{
+        'model.backbone.init_cfg.checkpoint': str(tmp_path / 'absent.pth')}))
+    assert not torch.equal(fresh.state_dict()[key], src.state_dict()[key])

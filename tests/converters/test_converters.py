@@ -391,8 +391,8 @@ def test_eva_clip_linear_probe_release(tmp_path):
     'eva_21k_1k_336px_psz14_ema_89p6.pt', 'eva_clip_psz14_vision_enc.pt',
     'eva_clip_vis_enc_sz336_lincls_86p5.pth'])
 def test_readme_release_files_convert(tmp_path, release):
-    """Each file of the README's conversion table, in its container and dtype, converts
-    with the command the README gives and loads strictly into the model it is for."""
+    """Each file of the conversion table (docs/converters.md), in its container and dtype,
+    converts with the command given there and loads strictly into the model it is for."""
     norm = {'norm.weight': torch.randn(48), 'norm.bias': torch.randn(48)}
     fcn = {'fc_norm.weight': torch.randn(48), 'fc_norm.bias': torch.randn(48)}
     options, expected = {}, None

@@ -59,7 +59,11 @@ def acquire_work_dir(work_dir: str) -> Optional[str]:
 def release_work_dir(work_dir: str) -> None:
     f = _HELD.pop(osp.realpath(work_dir), None)
     if f is not None:
-        f.close()  # closing the file releases the flock
+        # LOCK_UN, not only close: dataloader workers forked during the run (persistent
+        # workers outlive runner.train()) share this open file and would keep the lock, so
+        # runner.test() after runner.train() in one process refused its own work dir
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        f.close()
 
 
 @HOOKS.register_module()
