@@ -204,7 +204,12 @@ def check_finite_weights(ckpt, path: str, limit: int = 5) -> None:
               if v.is_floating_point() and v.numel() and v.device.type != 'meta'}
     if all_finite(floats.values()):
         return
-    bad = [k for k, v in floats.items() if not bool(torch.isfinite(v).all())]
+    # -inf is how an additive attention mask blocks a position (open_clip's causal
+    # ``text.attn_mask`` in the EVA-CLIP releases): a mask may hold inf, never NaN
+    bad = [k for k, v in floats.items()
+           if bool(torch.isnan(v).any() if k.endswith('mask') else ~torch.isfinite(v).all())]
+    if not bad:
+        return
     raise ValueError(f'{path}: {len(bad)} weight tensor(s) hold NaN or inf (first: '
                      f'{bad[:limit]}); the checkpoint was saved from a diverged run. Use an '
                      'earlier checkpoint.')

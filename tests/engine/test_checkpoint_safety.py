@@ -104,6 +104,22 @@ def test_non_finite_weights_are_named_when_loaded(tmp_path):
         read_checkpoint(path)
 
 
+
+def test_attention_masks_may_hold_inf_but_not_nan(tmp_path):
+    """EVA-02-CLIP's released files keep open_clip's causal ``text.attn_mask`` (-inf above the
+    diagonal): the converter refused every one of them as a diverged run."""
+    from projects.eva.loader import read_checkpoint
+    mask = torch.full((3, 3), float('-inf')).triu(1)
+    path = str(tmp_path / 'clip.pth')
+    torch.save({'text.attn_mask': mask, 'visual.weight': torch.ones(2)}, path)
+    assert torch.equal(read_checkpoint(path)['text.attn_mask'], mask)
+    torch.save({'text.attn_mask': mask.nan_to_num(nan=0.0).fill_(float('nan')),
+                'visual.weight': torch.tensor([float('inf')])}, path)
+    with pytest.raises(ValueError, match=r"2 weight tensor\(s\) hold NaN or inf \(first: "
+                                         r"\['text\.attn_mask', 'visual\.weight'\]\)"):
+        read_checkpoint(path)
+
+
 # ------------------------------------------------------------------------ training / testing
 def _runner(tmp_path, **kwargs):
     from projects.eva.runner import build_runner
