@@ -6,9 +6,12 @@ import os.path as osp
 import subprocess
 import sys
 
+import pytest
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
+@pytest.mark.slow  # a fresh Python through the shell entry point (38 s)
 def test_gpu_benchmark_dry_run_writes_one_table(tmp_path):
     out = tmp_path / 'gpu.md'
     env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS='1')
