@@ -309,7 +309,8 @@ def test_segmentation_predictions_equal_tools_test(tmp_path, one_thread):
     from PIL import Image
     for d in dumped:
         rec = by_path[d['img_path']]
-        assert Image.open(osp.join(out, 'vis', rec['visualization'])).size == (128, 128)
+        # drawn at the readable 224 px short edge; the label map stays at the input's 128
+        assert Image.open(osp.join(out, 'vis', rec['visualization'])).size == (224, 224)
         ref = d['pred_sem_seg']['data'][0].numpy()
         got = np.array(Image.open(osp.join(out, 'preds', rec['seg_map'])))
         assert got.shape == ref.shape and (got == ref).mean() > 0.999

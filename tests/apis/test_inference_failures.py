@@ -141,3 +141,24 @@ def test_small_picture_and_no_weights_are_marked(tmp_path, capsys, one_thread):
     assert 'warning: checkpoint none: no trained weights' in capsys.readouterr().err
     assert 'no trained weights' in json.loads((out / 'preds' / 'small.json').read_text())[
         'warning']
+
+
+@pytest.mark.parametrize('config', [
+    'eva-det_vit-tiny-p16_cascade-mask-rcnn_shapes-128.py',
+    'eva-mask2former_vit-tiny-adapter-p16_1xb8-160it_shapes-seg-128.py'])
+def test_small_picture_is_drawn_at_a_readable_size_for_dense_tasks(tmp_path, one_thread,
+                                                                     config):
+    """Detection and segmentation pictures of a 40 x 32 px photo are drawn at 280 x 224 (boxes
+    scaled, masks / label maps resized with them); the JSON keeps the input's size."""
+    from PIL import Image
+    from sklearn.datasets import load_sample_image
+    small = tmp_path / 'small.png'
+    Image.fromarray(load_sample_image('china.jpg')[100:132, 200:240]).save(small)
+    import inference as cli
+    out = tmp_path / 'out'
+    rec = cli.main([osp.join(ROOT, 'configs', 'demo', config), 'none', str(small),
+                    '--out-dir', str(out)])[0]
+    assert 'error' not in rec, rec
+    assert Image.open(out / 'vis' / rec['visualization']).size == (280, 224)
+    if 'mask2former' in config:  # the saved label map is the input's, not the picture's
+        assert [Image.open(p).size for p in (out / 'preds').glob('*.png')] == [(40, 32)]

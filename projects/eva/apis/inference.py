@@ -305,9 +305,40 @@ def _visualize(inferencer, task, path, ds, classes, score_thr, opacity, topk=5):
         image = _read_rgb(path)
         return vis.visualize_cls(image, ds, classes=classes, draw_gt=False, draw_pred=True,
                                  draw_score=True, resize=_readable_size(image.shape[:2]))
+    image, ds = _dense_at_readable_size(path, ds, task)
     if task == 'detection':
-        return inferencer.visualize([path], [ds], return_vis=True, pred_score_thr=score_thr)[0]
-    return inferencer.visualize([path], [ds], return_vis=True, opacity=opacity)[0]
+        return inferencer.visualize([image], [ds], return_vis=True, pred_score_thr=score_thr)[0]
+    return inferencer.visualize([image], [ds], return_vis=True, opacity=opacity)[0]
+
+
+def _dense_at_readable_size(path: str, ds, task: str):
+    """The picture (RGB: what mmdet's and mmseg's ``visualize`` draw an array on) and its
+    prediction at :func:`_readable_size`: boxes scaled, masks and label maps resized nearest
+    (a copy; the JSON keeps the prediction at the input's size)."""
+    import mmcv
+    import torch.nn.functional as F
+    image = _read_rgb(path)
+    short = _readable_size(image.shape[:2])
+    if short is None:
+        return image, ds
+    scale = short / min(image.shape[:2])
+    h, w = round(image.shape[0] * scale), round(image.shape[1] * scale)
+    image = mmcv.imresize(image, (w, h))
+    ds = ds.clone()
+
+    def nearest(t):  # (N, H, W) -> (N, h, w), same dtype
+        return F.interpolate(t[None].float(), size=(h, w), mode='nearest')[0].to(t.dtype)
+
+    if task == 'detection':
+        inst = ds.pred_instances
+        inst.bboxes = inst.bboxes * scale
+        if 'masks' in inst and len(inst):
+            inst.masks = nearest(inst.masks)
+    else:
+        from mmengine.structures import PixelData
+        ds.pred_sem_seg = PixelData(data=nearest(ds.pred_sem_seg.data))  # a new (h, w) map
+    ds.set_metainfo(dict(img_shape=(h, w), ori_shape=(h, w)))
+    return image, ds
 
 
 def _save_vis(image: np.ndarray, path_no_ext: str, video_format: str = 'gif') -> str:
