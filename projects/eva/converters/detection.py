@@ -30,6 +30,19 @@ IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 NUM_STAGES = 3
 
+
+def check_pixel_stats(key: str, value: torch.Tensor) -> bool:
+    """detectron2 / detrex files carry ``pixel_mean`` / ``pixel_std`` buffers; the configs'
+    data preprocessors use ImageNet's. True when ``key`` is one of them and agrees (it is then
+    dropped), an error naming the values when it differs, False for any other key."""
+    if key not in ('pixel_mean', 'pixel_std'):
+        return False
+    expected = IMAGENET_MEAN if key == 'pixel_mean' else IMAGENET_STD
+    if not torch.allclose(value.flatten().float(), torch.tensor(expected), atol=1e-2):
+        raise ValueError(f'{key} = {value.flatten().tolist()} differs from the configs\' '
+                         f'ImageNet {expected}: edit data_preprocessor accordingly')
+    return True
+
 # detectron2 SimpleFeaturePyramid: simfp_<log2 stride>.<index> -> our module per scale level
 _PYRAMID = {
     2: {0: 'resamplers.0.0', 1: 'resamplers.0.1', 3: 'resamplers.0.3', 4: 'lateral_convs.0',
@@ -160,11 +173,7 @@ def convert_eva01_detectron2(sd: Dict[str, torch.Tensor], patch_size=None,
     for k, v in sd.items():
         if k in dropped:
             continue
-        if k in ('pixel_mean', 'pixel_std'):
-            expected = IMAGENET_MEAN if k == 'pixel_mean' else IMAGENET_STD
-            if not torch.allclose(v.flatten().float(), torch.tensor(expected), atol=1e-2):
-                raise ValueError(f'{k} = {v.flatten().tolist()} differs from the configs\' '
-                                 f'ImageNet {expected}: edit data_preprocessor accordingly')
+        if check_pixel_stats(k, v):
             continue
         targets = _map_key(k, 4)
         if targets is None:

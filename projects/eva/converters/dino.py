@@ -27,10 +27,9 @@ import torch
 
 from . import drop_rope, register_format, require_mapped
 from .backbone import eva02_vit_problem
+from .detection import check_pixel_stats
 
 FORMAT = 'detrex-dino-eva02'
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
 
 # detectron2 SimpleFeaturePyramid(scale_factors=(2, 1, 0.5)): simfp_<log2 stride>.<index> ->
 # our pyramid level (0: stride 8, 1: 16, 2: 32) and module
@@ -123,11 +122,7 @@ def convert_detrex_dino(sd: Dict[str, torch.Tensor], patch_size=None,
     sd = drop_rope(sd, dropped)
     out, left = {}, []
     for k, v in sd.items():
-        if k in ('pixel_mean', 'pixel_std'):
-            expected = IMAGENET_MEAN if k == 'pixel_mean' else IMAGENET_STD
-            if not torch.allclose(v.flatten().float(), torch.tensor(expected), atol=1e-2):
-                raise ValueError(f'{k} = {v.flatten().tolist()} differs from the configs\' '
-                                 f'ImageNet {expected}: edit data_preprocessor accordingly')
+        if check_pixel_stats(k, v):
             continue
         m = _SHARED.match(k)
         if m:
