@@ -128,13 +128,9 @@ def test_pos_embed_resized_at_forward(gen):
     torch.testing.assert_close(out, ref(x)[0])
 
 
-@pytest.mark.parametrize('gen', ARCHS)
-def test_with_cp_same_outputs_and_grads(gen):
-    torch.manual_seed(0)
-    a = EVAViT(ARCHS[gen], img_size=56, drop_path_rate=0.)
-    a.init_weights()
-    b = EVAViT(ARCHS[gen], img_size=56, with_cp=True)
-    b.load_state_dict(a.state_dict())
+def assert_same_outputs_and_grads(a, b):
+    """``a`` and ``b`` (the same weights, e.g. without and with activation checkpointing) give
+    the same first output and the same gradient of every parameter; returns the input."""
     x = torch.randn(2, 3, 56, 56)
     ya, yb = a(x)[0], b(x)[0]
     torch.testing.assert_close(ya, yb)
@@ -142,6 +138,17 @@ def test_with_cp_same_outputs_and_grads(gen):
     yb.square().mean().backward()
     for (n, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
         torch.testing.assert_close(pa.grad, pb.grad, msg=n)
+    return x
+
+
+@pytest.mark.parametrize('gen', ARCHS)
+def test_with_cp_same_outputs_and_grads(gen):
+    torch.manual_seed(0)
+    a = EVAViT(ARCHS[gen], img_size=56, drop_path_rate=0.)
+    a.init_weights()
+    b = EVAViT(ARCHS[gen], img_size=56, with_cp=True)
+    b.load_state_dict(a.state_dict())
+    assert_same_outputs_and_grads(a, b)
 
 
 @pytest.mark.parametrize('gen', ARCHS)
@@ -328,13 +335,7 @@ def test_variant_b_with_cp_grads_and_layer_depth(tiny_arch):
     b = EVAViT(tiny_arch, img_size=56, use_rel_pos_bias=True, layer_scale_init_value=1.0,
                with_cp=True)
     b.load_state_dict(a.state_dict())
-    x = torch.randn(2, 3, 56, 56)
-    ya, yb = a(x)[0], b(x)[0]
-    torch.testing.assert_close(ya, yb)
-    ya.square().mean().backward()
-    yb.square().mean().backward()
-    for (n, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
-        torch.testing.assert_close(pa.grad, pb.grad, msg=n)
+    assert_same_outputs_and_grads(a, b)
     for blk in a.blocks:  # the new parameters learn
         assert blk.attn.relative_position_bias_table.grad.abs().sum() > 0
         assert blk.gamma_1.grad.abs().sum() > 0 and blk.gamma_2.grad.abs().sum() > 0
@@ -622,13 +623,7 @@ def test_with_cp_fp32_attention_freezing_and_layer_depth_with_eva02_options():
     b = EVAViT(tiny02(), img_size=56, with_cp=True)
     b.load_state_dict(a.state_dict())
     a.train(), b.train()
-    x = torch.randn(2, 3, 56, 56)
-    ya, yb = a(x)[0], b(x)[0]
-    torch.testing.assert_close(ya, yb)
-    ya.square().mean().backward()
-    yb.square().mean().backward()
-    for (n, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
-        torch.testing.assert_close(pa.grad, pb.grad, msg=n)
+    x = assert_same_outputs_and_grads(a, b)
     assert a.blocks[0].mlp.ffn_ln.weight.grad.abs().sum() > 0
     f = EVAViT(tiny02(), img_size=56, frozen_stages=2)
     assert not f.blocks[1].attn.q_proj.weight.requires_grad
