@@ -63,6 +63,6 @@ fi
 # DeepSpeed builds from an sdist that imports torch: against the installed torch, no ops
 DS_BUILD_OPS=0 $PIP install -q --no-build-isolation -r "$ROOT/requirements/distributed.txt"
 $PIP install -q --no-deps --no-build-isolation -e "$ROOT"
-"$VENV/bin/python" -c "import mmcv.ops, mmdet, mmseg, mmpretrain, projects.eva; import mmaction.models" 
+"$VENV/bin/python" -c "import mmcv.ops, mmdet, mmseg, mmpretrain; from projects.eva import compat; compat.apply(); import mmaction.models"
 echo "$REQ_HASH" > "$STAMP"
 echo "[setup_env] ready: $VENV"
