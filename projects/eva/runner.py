@@ -6,37 +6,14 @@ import torch
 from mmengine.config import Config
 
 
-# top-level keys the Runner reads; a config key one typo away from these is almost surely a
-# mistake that mmengine would otherwise ignore silently
-RUNNER_KEYS = (
-    'model', 'work_dir', 'train_dataloader', 'val_dataloader', 'test_dataloader', 'train_cfg',
-    'val_cfg', 'test_cfg', 'auto_scale_lr', 'optim_wrapper', 'param_scheduler',
-    'val_evaluator', 'test_evaluator', 'default_hooks', 'custom_hooks', 'data_preprocessor',
-    'load_from', 'resume', 'launcher', 'env_cfg', 'log_processor', 'log_level', 'visualizer',
-    'default_scope', 'randomness', 'experiment_name', 'cfg', 'custom_imports', 'tta_model',
-    'tta_pipeline', 'runner_type', 'strategy', 'compile', 'vis_backends', 'model_wrapper_cfg')
 AMP_WRAPPERS = ('AmpOptimWrapper', 'mmengine.AmpOptimWrapper')
-# common config variables that sit close to a runner key but are not typos
-KNOWN_VARIABLES = ('train_pipeline', 'test_pipeline', 'val_pipeline', 'eval_pipeline',
-                   'data_preprocessor', 'dataset_type', 'data_root', 'backend_args')
-
-
-def check_top_level_keys(cfg: Config, source: str):
-    import difflib
-    for key in cfg.keys():
-        if key in RUNNER_KEYS or key in KNOWN_VARIABLES:
-            continue
-        close = difflib.get_close_matches(key, RUNNER_KEYS, n=1, cutoff=0.9)
-        if close:
-            raise KeyError(f'{source}: unknown config key {key!r}; did you mean {close[0]!r}? '
-                           '(mmengine would silently ignore it)')
 
 
 def runner_config(config: str, cfg_options: Optional[dict] = None, launcher: str = 'none',
                 work_dir: Optional[str] = None, amp: bool = False) -> Config:
     """Read ``config`` and apply what every tool applies: overrides, key check, work dir,
     the CPU/gloo fallbacks and ``--amp``."""
-    from .engine.config_check import check_cfg_options, check_values
+    from .engine.config_check import check_cfg_options, check_top_level_keys, check_values
     cfg = Config.fromfile(config)
     if cfg_options:
         check_cfg_options(cfg, cfg_options, config, amp)  # every key must be one something reads

@@ -10,7 +10,7 @@ from parsed_configs import parsed_config
 from mmengine.registry import DefaultScope, MODELS
 from mmengine.utils import import_modules_from_strings
 
-from projects.eva.runner import check_top_level_keys
+from projects.eva.engine.config_check import check_top_level_keys
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(

@@ -73,3 +73,61 @@ def test_typo_in_paramwise_cfg_of_a_config_file_is_named():
             dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3)),
             dict(layer_decay_rat=0.65))
     assert nn  # the constructor itself builds nothing here
+
+
+def _keys_mmengine_reads():
+    """The top-level keys mmengine's Runner and FlexibleRunner read, from their source: the
+    ``from_cfg`` arguments and every ``self.cfg.get`` (model wrapper, compile, sync_bn...)."""
+    import inspect
+    import re
+
+    from mmengine.runner import FlexibleRunner, Runner
+    keys = set()
+    for cls in (Runner, FlexibleRunner):
+        keys |= set(re.findall(r"cfg(?:\.get\(|\[)'(\w+)'", inspect.getsource(cls.from_cfg)))
+        keys |= set(re.findall(r"self\.cfg\.get\(\s*'(\w+)'", inspect.getsource(cls)))
+    return keys
+
+
+def test_every_key_mmengine_reads_is_a_known_top_level_key():
+    from projects.eva.engine.config_check import TOP_LEVEL_KEYS
+    keys = _keys_mmengine_reads()
+    assert {'model', 'strategy', 'find_unused_parameters', 'sync_bn'} <= keys  # the scan works
+    assert keys <= set(TOP_LEVEL_KEYS), sorted(keys - set(TOP_LEVEL_KEYS))
+
+
+def _typo(key):
+    return key[:-1] if key.endswith('s') else key + 's'
+
+
+@pytest.mark.parametrize('key', sorted(_keys_mmengine_reads()))
+def test_the_file_check_and_the_option_check_agree(key):
+    """A key the Runner reads passes both the config-file check and ``--cfg-options``; a typo
+    of it (one letter) is refused by both (two near-copies of the key list had drifted:
+    ``find_unused_parameters`` passed as an option but its typo passed in a file)."""
+    from mmengine.config import Config
+
+    from projects.eva.engine.config_check import check_cfg_options, check_top_level_keys
+    check_top_level_keys(Config({key: 1}), 'cfg.py')
+    check_cfg_options(Config({}), {key: 1}, 'cfg.py')
+    if len(key) >= 5:  # shorter ones are too far from any typo for the file check's 0.9 cutoff
+        with pytest.raises(KeyError, match=rf"'{_typo(key)}'.*did you mean '{key}'"):
+            check_top_level_keys(Config({_typo(key): 1}), 'cfg.py')
+        with pytest.raises(KeyError, match=rf"nothing reads the config key '{_typo(key)}'"):
+            check_cfg_options(Config({}), {_typo(key): 1}, 'cfg.py')
+
+
+def test_the_tools_path_runs_the_same_checks(tmp_path):
+    """runner_config (tools/train.py, test.py) uses the one list for the file and the options."""
+    import os.path as osp
+    cfg = runner_config(CLS, {'sync_bn': 'torch', 'find_unused_parameters': True})
+    assert cfg.sync_bn == 'torch' and cfg.find_unused_parameters is True
+    typo = tmp_path / 'typo.py'
+    typo.write_text(f'_base_ = {osp.abspath(CLS)!r}\nfind_unused_parameter = True\n')
+    with pytest.raises(KeyError, match="did you mean 'find_unused_parameters'"):
+        runner_config(str(typo))
+    # mmdet's / mmseg's default_runtime variable, already read into ``visualizer``
+    runtime = tmp_path / 'runtime.py'
+    runtime.write_text(f'_base_ = {osp.abspath(CLS)!r}\nvis_backends = []\n')
+    with pytest.raises(KeyError, match="'vis_backends' is a variable of .*changes nothing"):
+        runner_config(str(runtime), {'vis_backends': [dict(type='LocalVisBackend')]})

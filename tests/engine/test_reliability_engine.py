@@ -6,7 +6,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from projects.eva.runner import check_top_level_keys
+from projects.eva.engine.config_check import check_top_level_keys
 
 def test_non_finite_loss_stops_with_iteration_and_terms():
     from types import SimpleNamespace

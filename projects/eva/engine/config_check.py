@@ -14,7 +14,9 @@ import inspect
 import numbers
 from typing import Iterable, List, Optional
 
-# the keys mmengine.Runner.from_cfg / FlexibleRunner and our tools read at the top level
+# the top-level keys mmengine's Runner.from_cfg / FlexibleRunner.from_cfg (and the Runner's
+# self.cfg.get calls: model wrapper, compile, sync_bn...) and our tools read; the one list both
+# checks use (check_top_level_keys for the file, check_cfg_options for --cfg-options)
 TOP_LEVEL_KEYS = (
     'model', 'work_dir', 'train_dataloader', 'val_dataloader', 'test_dataloader', 'train_cfg',
     'val_cfg', 'test_cfg', 'auto_scale_lr', 'optim_wrapper', 'param_scheduler',
@@ -22,7 +24,12 @@ TOP_LEVEL_KEYS = (
     'load_from', 'resume', 'launcher', 'env_cfg', 'log_processor', 'log_level', 'visualizer',
     'default_scope', 'randomness', 'experiment_name', 'cfg', 'custom_imports', 'tta_model',
     'tta_pipeline', 'runner_type', 'strategy', 'compile', 'model_wrapper_cfg',
-    'find_unused_parameters')
+    'find_unused_parameters', 'sync_bn', 'activation_checkpointing', 'efficient_conv_bn_eval',
+    'init_weights_for_test_or_val')
+# config variables the OpenMMLab base configs define that sit close to a key above but are
+# not typos (vis_backends: mmdet's / mmseg's default_runtime.py, read into visualizer there)
+KNOWN_VARIABLES = ('train_pipeline', 'test_pipeline', 'val_pipeline', 'eval_pipeline',
+                   'dataset_type', 'data_root', 'backend_args', 'vis_backends')
 # mmengine 0.x / mmcv 1.x names and where they live now
 OLD_NAMES = {
     'optimizer': 'optim_wrapper.optimizer', 'optimizer_config': 'optim_wrapper',
@@ -124,6 +131,18 @@ def _accepted_keys(owner: dict, path: List[str], scope: Optional[str], merged: d
     if path and path[0] in ('train_cfg', 'val_cfg', 'test_cfg') and 'type' not in owner:
         keys |= {'by_epoch'}
     return keys
+
+
+def check_top_level_keys(cfg, source: str) -> None:
+    """A key of the config file one typo away from a key something reads is almost surely a
+    mistake that mmengine would ignore silently."""
+    for key in cfg.keys():
+        if key in TOP_LEVEL_KEYS or key in KNOWN_VARIABLES:
+            continue
+        close = difflib.get_close_matches(key, TOP_LEVEL_KEYS, n=1, cutoff=0.9)
+        if close:
+            raise KeyError(f'{source}: unknown config key {key!r}; did you mean {close[0]!r}? '
+                           '(mmengine would silently ignore it)')
 
 
 def check_cfg_options(cfg, options: dict, source: str, amp: bool = False) -> None:
