@@ -18,13 +18,13 @@ RED = (230, 20, 30)
 
 @pytest.fixture(scope='module')
 def red_video(tmp_path_factory):
-    from projects.eva.demo.synthetic_video import write_video
+    from projects.eva.apis.video_vis import write_mp4
     folder = tmp_path_factory.mktemp('red')
     frames = np.zeros((8, 96, 128, 3), np.uint8)
     frames[...] = RED
     frames[:, 60:80, 90:110] = (255, 255, 255)  # a white square: the frames are not uniform
     path = str(folder / 'red.mp4')
-    write_video(path, frames)
+    write_mp4(path, frames, fps=8)
     return path
 
 

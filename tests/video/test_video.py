@@ -136,11 +136,12 @@ def test_short_training_fits_a_temporal_task(tiny_arch):
 
 @pytest.fixture(scope='module')
 def short_video(tmp_path_factory):
-    from projects.eva.demo.synthetic_video import moving_shape_frames, write_video
+    from projects.eva.apis.video_vis import write_mp4
+    from projects.eva.demo.synthetic_video import moving_shape_frames
     root = tmp_path_factory.mktemp('videos')
     frames = moving_shape_frames(np.random.default_rng(0), 'right', size=64, frames=40)
     frames = np.stack([np.asarray(__import__('cv2').resize(f, (96, 72))) for f in frames])
-    write_video(str(root / 'right.mp4'), frames)
+    write_mp4(str(root / 'right.mp4'), frames, fps=8)
     return root
 
 

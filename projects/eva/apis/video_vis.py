@@ -52,15 +52,22 @@ def save_video(frames: np.ndarray, path_no_ext: str, fmt: str = 'gif', fps: int 
         images[0].save(out, save_all=True, append_images=images[1:],
                        duration=int(1000 / fps), loop=0)
         return out
+    return write_mp4(out, frames, fps)
+
+
+def write_mp4(path: str, frames: np.ndarray, fps: int) -> str:
+    """Write RGB uint8 ``frames`` ``(T, H, W, 3)`` as an ``.mp4`` (OpenCV, mp4v: what
+    mmaction2's demo writes and decord reads), cropped to even sizes (mp4v needs them)."""
     import cv2
-    frames = frames[:, :frames.shape[1] // 2 * 2, :frames.shape[2] // 2 * 2]  # mp4v: even sizes
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    frames = frames[:, :frames.shape[1] // 2 * 2, :frames.shape[2] // 2 * 2]
     h, w = frames.shape[1:3]
-    writer = cv2.VideoWriter(out, cv2.VideoWriter_fourcc(*'mp4v'), fps, (w, h))
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'mp4v'), fps, (w, h))
     if not writer.isOpened():
-        raise RuntimeError(f'OpenCV cannot write {out} (no mp4v encoder in this build)')
+        raise RuntimeError(f'OpenCV cannot write {path} (no mp4v encoder in this build)')
     try:
         for f in frames:
             writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
     finally:
         writer.release()
-    return out
+    return path

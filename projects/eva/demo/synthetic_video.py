@@ -5,14 +5,13 @@ on its line occurs under two opposite directions); only the order of the frames 
 (OpenCV, ``mp4v``) with mmaction2 ``VideoDataset`` annotation lists, so the real loaders
 (decord) read them as they read Kinetics.
 """
-import os
 import os.path as osp
 from typing import Dict
 
-import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..apis.video_vis import write_mp4
 from .synthetic import COLOURS, SHAPES, draw_shape
 
 DIRECTIONS = ('left', 'right', 'up', 'down')
@@ -50,17 +49,6 @@ def moving_shape_frames(rng: np.random.Generator, direction: str, size: int = 64
     return out
 
 
-def write_video(path: str, frames: np.ndarray, fps: int = 8):
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    h, w = frames.shape[1:3]
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'mp4v'), fps, (w, h))
-    if not writer.isOpened():
-        raise RuntimeError(f'OpenCV cannot write {path} (mp4v codec missing?)')
-    for f in frames:
-        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
-    writer.release()
-
-
 def make_moving_shapes(root: str, per_class: Dict[str, int], size: int = 64,
                        frames: int = 16, seed: int = 0) -> Dict[str, str]:
     """Write ``root/videos/<split>/<direction>_<i>.mp4`` and ``root/<split>_list_videos.txt``
@@ -73,8 +61,8 @@ def make_moving_shapes(root: str, per_class: Dict[str, int], size: int = 64,
         for i in range(n):
             for label, direction in enumerate(DIRECTIONS):
                 rel = f'videos/{split}/{direction}_{i:04d}.mp4'
-                write_video(osp.join(root, rel),
-                            moving_shape_frames(rng, direction, size, frames))
+                write_mp4(osp.join(root, rel), moving_shape_frames(rng, direction, size, frames),
+                          fps=8)
                 lines.append(f'{rel} {label}\n')
         anns[split] = osp.join(root, f'{split}_list_videos.txt')
         with open(anns[split], 'w') as f:
