@@ -63,3 +63,45 @@ def test_requirements_pull_no_other_opencv():
             if not OPENCV.match(req.name.lower()):
                 dep = re.sub(r'[-_.]+', '-', req.name).lower()
                 assert dep in installed, f'{name} needs {req.name}; add it to runtime.txt'
+
+
+def _setup_env_installs():
+    """The names tools/setup_env.sh installs by name, not from requirements/ (mmcv's own
+    runtime dependencies, torch); mmcv itself is built there from source."""
+    with open(osp.join(ROOT, 'tools', 'setup_env.sh')) as f:
+        lines = [ln for ln in f if ln.startswith('$PIP install') and ' -r ' not in ln]
+    names = {'mmcv'}
+    for line in lines:
+        names |= {re.split(r'[=<>]', w)[0].lower() for w in line.split()[2:]
+                  if not w.startswith(('-', '"', '$'))}
+    return names
+
+
+def test_every_package_the_code_imports_is_installed_by_name():
+    """A third-party package imported by projects/ or tools/ is listed in requirements/ (or
+    installed by name in setup_env.sh), not only pulled in by another package (hub.py's tqdm
+    came only with mmdet, open_clip and deepspeed)."""
+    import ast
+    import glob
+    import sys
+    declared = {r.name.lower() for f in ('runtime.txt', 'tests.txt', 'nodeps.txt',
+                                         'distributed.txt', 'build.txt') for r in _pins(f)}
+    declared |= _setup_env_installs()
+    assert {'numpy', 'pillow', 'torch', 'mmcv'} <= declared  # the scan of setup_env.sh works
+    dists = md.packages_distributions()
+    missing = {}
+    for path in glob.glob(osp.join(ROOT, 'projects', '**', '*.py'), recursive=True) + \
+            glob.glob(osp.join(ROOT, 'tools', '**', '*.py'), recursive=True):
+        with open(path) as f:
+            tree = ast.parse(f.read())
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module] if isinstance(node, ast.ImportFrom) and not node.level
+                     else [])
+            for name in names:
+                top = name.split('.')[0]
+                if top in sys.stdlib_module_names or top not in dists or top == 'projects':
+                    continue  # the standard library, or this project's own modules
+                if not {d.lower() for d in dists[top]} & declared:
+                    missing.setdefault(top, osp.relpath(path, ROOT))
+    assert not missing, f'imported but not a requirement: {missing}'
