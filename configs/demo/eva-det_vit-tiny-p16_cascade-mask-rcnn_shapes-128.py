@@ -4,15 +4,16 @@
 # 1 and 3, decomposed rel-pos, the simple feature pyramid (32 ch), the 3-stage cascade with
 # LayerNorm 4conv1fc box heads and 4-conv mask heads, LSJ, AdamW + layer decay.
 # Trained from scratch (no weights can be downloaded) on generated shapes with masks
-# (projects/eva/demo/synthetic_detection.py; tools/demo.py writes them). Sized for a
+# (configs/demo/_base_/shapes-128_detection.py). Sized for a
 # 2-core CPU: thin heads (32 ch), few proposals and RoIs, one evaluation at the end.
 # The pyramid is the real one, with LN2d after every conv. (An earlier version dropped it
 # because the box classifiers never left the background prior; the cause was not
 # LayerNorm but LN2d returning a channels-last view that mmcv's roi_align read as NCHW:
 # docs/mmcv_ops_audit.md.)
-_base_ = ['../detection/_base_/eva-g_cascade-mask-rcnn_lsj-1280.py']
+_base_ = ['../detection/_base_/eva-g_cascade-mask-rcnn_lsj-1280.py',
+          './_base_/shapes-128_detection.py']
 
-data_root = 'data/demo/detection/'
+data_root = {{_base_.shapes.mask.data_root}}
 image_size = 128
 num_classes = 3
 ch = 32
@@ -54,43 +55,13 @@ model = dict(
                    mask_size=28, pos_weight=-1, debug=False) for iou in (0.5, 0.6, 0.7)]),
     test_cfg=dict(rpn=dict(nms_pre=200, max_per_img=32), rcnn=dict(max_per_img=10)))
 
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='RandomResize', scale=(image_size, image_size), ratio_range=(0.8, 1.25),
-         keep_ratio=True),
-    dict(type='RandomCrop', crop_type='absolute_range', crop_size=(image_size, image_size),
-         recompute_bbox=True, allow_negative_crop=True),
-    dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2)),
-    dict(type='PackDetInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(image_size, image_size), keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
-]
-metainfo = dict(classes=('circle', 'square', 'triangle'))
-# CheckedCocoDataset: mmdet's CocoDataset that reports bad annotations, as the real configs
-train_dataloader = dict(
-    # per-iteration cost on CPU is mostly fixed overhead: big batches are cheap
-    # tiny PNGs load in ~2 ms: no worker process to compete with training for the 2 cores
-    batch_size=8, num_workers=0, persistent_workers=False,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(type='CheckedCocoDataset', data_root=data_root, metainfo=metainfo,
-                 ann_file='annotations/instances_train.json', data_prefix=dict(img='train/'),
-                 filter_cfg=dict(filter_empty_gt=True), pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=8, num_workers=0, persistent_workers=False, drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='CheckedCocoDataset', data_root=data_root, metainfo=metainfo,
-                 ann_file='annotations/instances_val.json', data_prefix=dict(img='val/'),
-                 test_mode=True, pipeline=test_pipeline))
+train_pipeline = {{_base_.shapes.mask.train_pipeline}}
+test_pipeline = {{_base_.shapes.mask.test_pipeline}}
+metainfo = {{_base_.shapes.mask.metainfo}}
+train_dataloader = {{_base_.shapes.mask.train_dataloader}}
+val_dataloader = {{_base_.shapes.mask.val_dataloader}}
 test_dataloader = val_dataloader
-val_evaluator = dict(type='CocoMetric', ann_file=data_root + 'annotations/instances_val.json',
-                     metric=['bbox', 'segm'])
+val_evaluator = {{_base_.shapes.mask.val_evaluator}}
 test_evaluator = val_evaluator
 
 # no layer decay floor problems with 4 blocks: 0.9^5 = 0.59 for the embeddings

@@ -4,11 +4,12 @@
 # window 4 with global blocks 1 and 3; the same pyramid (strides 8-64) + ChannelMapper and
 # mmdet's DINO (deformable encoder/decoder, denoising queries, focal loss, Hungarian matching)
 # at its real width 256 with 2 encoder / 3 decoder layers, FFN 512 and 30 queries. Trained from scratch (no
-# weights can be downloaded) on the generated shapes of the cascade demo
-# (projects/eva/demo/synthetic_detection.py), boxes only. Sized for a 2-core CPU.
-_base_ = ['../detection/dino-4scale_eva02-b-p16_lsj-1024_16xb1-90k_coco.py']
+# weights can be downloaded) on the generated shapes of the cascade demo, boxes only
+# (configs/demo/_base_/shapes-128_detection.py). Sized for a 2-core CPU.
+_base_ = ['../detection/dino-4scale_eva02-b-p16_lsj-1024_16xb1-90k_coco.py',
+          './_base_/shapes-128_detection.py']
 
-data_root = 'data/demo/detection/'
+data_root = {{_base_.shapes.box.data_root}}
 image_size = 128
 num_classes = 3
 ch = 256  # DINO's width: its query sine embedding is fixed at 4 x 128 (mmdet and detrex)
@@ -39,41 +40,14 @@ model = dict(
     dn_cfg=dict(group_cfg=dict(num_dn_queries=20)),
     test_cfg=dict(max_per_img=30))
 
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='RandomResize', scale=(image_size, image_size), ratio_range=(0.8, 1.25),
-         keep_ratio=True),
-    dict(type='RandomCrop', crop_type='absolute_range', crop_size=(image_size, image_size),
-         recompute_bbox=True, allow_negative_crop=True),
-    dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2)),
-    dict(type='PackDetInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(image_size, image_size), keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
-]
-metainfo = dict(classes=('circle', 'square', 'triangle'))
-train_dataloader = dict(
-    batch_size=8, num_workers=0, persistent_workers=False,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(_delete_=True, type='CheckedCocoDataset', data_root=data_root,
-                 metainfo=metainfo, ann_file='annotations/instances_train.json',
-                 data_prefix=dict(img='train/'), filter_cfg=dict(filter_empty_gt=True),
-                 pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=8, num_workers=0, persistent_workers=False, drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(_delete_=True, type='CheckedCocoDataset', data_root=data_root,
-                 metainfo=metainfo, ann_file='annotations/instances_val.json',
-                 data_prefix=dict(img='val/'), test_mode=True, pipeline=test_pipeline))
+train_pipeline = {{_base_.shapes.box.train_pipeline}}
+test_pipeline = {{_base_.shapes.box.test_pipeline}}
+metainfo = {{_base_.shapes.box.metainfo}}
+# the recipe's COCO loaders replaced, not merged into
+train_dataloader = dict(_delete_=True, **_base_.shapes.box.train_dataloader)
+val_dataloader = dict(_delete_=True, **_base_.shapes.box.val_dataloader)
 test_dataloader = val_dataloader
-val_evaluator = dict(type='CocoMetric', ann_file=data_root + 'annotations/instances_val.json',
-                     metric='bbox')
+val_evaluator = {{_base_.shapes.box.val_evaluator}}
 test_evaluator = val_evaluator
 
 optim_wrapper = dict(optimizer=dict(lr=1e-3, weight_decay=1e-4),

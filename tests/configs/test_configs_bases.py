@@ -70,7 +70,7 @@ with open(SNAPSHOTS[0]) as f:
 # Top-level tables of per-size / per-recipe entries that configs pick from with
 # ``{{_base_.<table>.<entry>}}`` (as detection's ``lsj``): a variable no Runner reads, so a
 # base may add one or add entries to one; what the configs picked is compared with the rest.
-TABLES = {'lsj', 'schedules', 'seg_pipelines', 'lvis', 'o365', 'digits', 'kinetics_val'}
+TABLES = {'lsj', 'schedules', 'seg_pipelines', 'lvis', 'o365', 'digits', 'kinetics_val', 'shapes'}
 
 
 def test_snapshot_covers_every_config_it_predates():
