@@ -727,6 +727,48 @@ def test_official_p14to16_file_and_patch_size_option(tmp_path):
                                                                  strict=True)
 
 
+def test_official_mim_file_initialises_the_video_recipe(tmp_path):
+    """The own-data video recipe (``configs/custom/eva02-b-p14_custom-video.py``) starts from
+    ``eva02_B_pt_in21k_p14.pt`` through its ``init_cfg``, converted as the guide says: every
+    encoder tensor lands, the 4x4 table is tiled over the 8 frames (cls slot kept), the RoPE
+    tables are dropped, the patch embedding is frozen, and only fc_norm and the classifier
+    start fresh."""
+    from mmaction.registry import MODELS as ACTION_MODELS
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    import projects.eva.video  # noqa: F401
+    sd = mim_state_dict()
+    src = save(deepspeed_container({k: v.half() for k, v in sd.items()}, epoch=149),
+               tmp_path / 'eva02_B_pt_in21k_p14.pt')
+    mm = save(convert_checkpoint(src), tmp_path / 'eva02_B_pt_in21k_p14_mm.pth')
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/custom/eva02-b-p14_custom-video.py'))
+    assert cfg.model.backbone.init_cfg.checkpoint == \
+        'checkpoints/eva02/eva02_B_pt_in21k_p14_mm.pth'
+    cfg.model.backbone.update(arch=arch(True), img_size=56, init_cfg=dict(
+        cfg.model.backbone.init_cfg, checkpoint=mm))
+    cfg.model.cls_head.in_channels = DIM
+    init_default_scope('mmaction')
+    model = ACTION_MODELS.build(cfg.model)
+    model.init_weights()
+    got = model.backbone.state_dict()
+    encoder = {k: v.half().float() for k, v in sd.items()  # the release is fp16
+               if 'rope' not in k and k.split('.')[0] not in ('mask_token', 'norm', 'lm_head')}
+    assert set(got) - set(encoder) == {'fc_norm.weight', 'fc_norm.bias'}
+    for k, v in encoder.items():
+        if k != 'pos_embed':
+            torch.testing.assert_close(got[k], v, msg=k)
+    pos = got['pos_embed'][0]  # (1 + 8 * 16, C)
+    torch.testing.assert_close(pos[0], encoder['pos_embed'][0, 0])
+    for t in range(8):
+        torch.testing.assert_close(pos[1 + 16 * t:1 + 16 * (t + 1)], encoder['pos_embed'][0, 1:])
+    assert not model.backbone.patch_embed.proj.weight.requires_grad
+    assert model.backbone.rope_ref_size == (16, 16)  # 224 / 14, as pretrained
+    with torch.no_grad():
+        scores = model(torch.randn(1, 1, 3, 8, 56, 56), mode='tensor', stage='head')
+    assert scores.shape == (1, 2)  # the template's two classes
+
+
 # ---------------------------------------------------------------- classification
 @pytest.mark.parametrize('split', [True, False], ids=['B-L', 'Ti-S'])
 def test_official_classifier_prefers_ema_and_matches_timm(tmp_path, split):

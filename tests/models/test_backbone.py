@@ -451,8 +451,6 @@ def test_preset_layouts_and_dict_form():
         EVAViT(tiny02(mlp_type='geglu'))
     with pytest.raises(ValueError, match='fused SwiGLU'):
         EVAViT(tiny02(mlp_type='swiglu_fused'))
-    with pytest.raises(ValueError, match='video'):
-        EVAViT(tiny02(), img_size=56, num_frames=2)
     with pytest.raises(ValueError, match='use_rel_pos=False'):
         EVAViT(tiny02(), img_size=56, with_cls_token=False, use_rel_pos=True)
 

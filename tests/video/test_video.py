@@ -43,6 +43,30 @@ def test_one_frame_video_equals_image_model(tiny_arch):
     torch.testing.assert_close(video(x[:, :, None])[0], image(x)[0])
 
 
+def test_eva02_video_rotates_each_frame_as_its_image(tiny_arch):
+    """EVA-02 (RoPE) in video mode: a clip of T copies of one picture, through the image
+    model's weights with the table tiled over frames, gives every frame the image model's
+    tokens (without a cls token, joint attention over T identical frames = attention over one:
+    every key and value comes T times). Only a per-frame
+    2-D rotation in frame-major token order does; a table repeated per token
+    (repeat_interleave) or no rotation at all would not."""
+    from eva02_tiny import TINY02, randomize
+    kw = dict(img_size=28, rope_ref_size=2, with_cls_token=False)
+    image = randomize(EVAViT(TINY02, **kw))
+    video = EVAViT(TINY02, num_frames=3, **kw)
+    video.load_state_dict(image.state_dict(), strict=True)  # pos table tiled over frames
+    image.eval(), video.eval()
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 28, 28)
+    want = image.forward_features(x)  # (2, 4, C)
+    got = video.forward_features(x[:, :, None].expand(-1, -1, 3, -1, -1).contiguous())
+    for t in range(3):
+        torch.testing.assert_close(got[:, 4 * t:4 * (t + 1)], want)
+    # and the rotation matters here: without it the image tokens differ
+    video.use_rope = False
+    assert not torch.allclose(video.forward_features(x[:, :, None]), want, atol=1e-3)
+
+
 def test_image_table_is_tiled_and_8_to_16_is_trilinear(tiny_arch):
     image = EVAViT(tiny_arch, img_size=28)
     pos = torch.randn_like(image.pos_embed)  # (1, 1 + 2*2, C)

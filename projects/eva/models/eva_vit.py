@@ -500,7 +500,8 @@ class EVAViT(BaseModule):
         patch_size: 14 (EVA-01 MIM/cls/video) or 16 (det/seg, converted weights).
         pos_embed_size: input size of the stored position table when it should stay at the
             pretraining grid and be resized every forward (ViTDet: 224). Default ``img_size``.
-        num_frames: video mode; the position table holds ``num_frames`` tiled spatial grids.
+        num_frames: video mode; the position table holds ``num_frames`` tiled spatial grids
+            (with RoPE, every frame is rotated by the 2-D table of its grid).
         out_indices: blocks whose outputs are returned (negative counts from the end).
         out_type: ``raw`` (B, 1+N, C), ``cls_token`` (B, C), ``featmap`` (B, C, H, W) or
             ``avg_featmap`` (mean of patch tokens + ``fc_norm``, EVA-01 fine-tuning).
@@ -596,9 +597,6 @@ class EVAViT(BaseModule):
         self.init_type = init_type
         self.init_std = init_std if init_std is not None else (
             0.02 if init_type == 'eva02' else 0.015)
-        if self.use_rope and num_frames:
-            raise ValueError('RoPE is 2-D (EVA-02 images): not available in video mode '
-                             '(num_frames)')
         if self.use_rope and use_rel_pos:
             raise ValueError('EVA-02 uses RoPE instead of the decomposed rel-pos tables (its '
                              'det config passes use_rel_pos=True but never uses it): set '
@@ -873,13 +871,22 @@ class EVAViT(BaseModule):
 
     def rope_tables(self, grid: Sequence[int], device=None) -> dict:
         """RoPE ``(cos, sin)`` per block window size (0 = global: the input grid; w: one
-        w x w window), scaled to ``rope_ref_size``; empty without RoPE."""
+        w x w window), scaled to ``rope_ref_size``; empty without RoPE.
+
+        Video ``(t, h, w)``: every frame's tokens get the image table of their ``(h, w)``
+        position (the rotation EVA-02 was pretrained with); frame order comes from the
+        position table tiled over frames, as in EVA-01 video."""
         if not self.use_rope:
             return {}
         head_dim = self.embed_dims // self.num_heads
         sizes = {blk.window_size for blk in self.blocks}
-        return {ws: rope_2d((ws, ws) if ws else tuple(grid), head_dim, self.rope_ref_size,
-                            device=device) for ws in sizes}
+        frames, hw = (grid[0], tuple(grid[1:])) if len(grid) == 3 else (1, tuple(grid))
+        tables = {ws: rope_2d((ws, ws) if ws else hw, head_dim, self.rope_ref_size,
+                              device=device) for ws in sizes}
+        if frames == 1:
+            return tables
+        return {ws: (cos.repeat(frames, 1), sin.repeat(frames, 1))
+                for ws, (cos, sin) in tables.items()}
 
     def forward_features(self, x: torch.Tensor,
                          mask: Optional[torch.Tensor] = None) -> torch.Tensor:
