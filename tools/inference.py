@@ -31,10 +31,6 @@ from projects.eva.apis.inference import (build_inferencer, read_lines,  # noqa: 
                                          run_inference, summary)
 
 
-NO_WEIGHTS = ("no trained weights: the config's initialisation (random unless its init_cfg "
-              'loads some), so the predictions say nothing about the images')
-
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -113,10 +109,7 @@ def main(argv=None):
     templates = read_lines(args.prompts_file) if args.prompts_file else None
     checkpoint = None if args.checkpoint.lower() == 'none' else args.checkpoint
     set_threads(args.threads, 1, args.device)  # the inferencer reads images in-process
-    extra = dict(config=args.config, checkpoint=checkpoint)
-    if checkpoint is None:
-        extra['warning'] = NO_WEIGHTS
-        print(f'warning: checkpoint none: {NO_WEIGHTS}', file=sys.stderr)
+    extra = dict(config=args.config, checkpoint=checkpoint)  # none: a warning and a mark
     inferencer = build_inferencer(args.config, checkpoint, device=args.device,
                                   classes=classes, templates=templates,
                                   cfg_options=args.cfg_options)

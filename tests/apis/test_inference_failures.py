@@ -8,6 +8,7 @@ import os.path as osp
 import shutil
 import sys
 
+import numpy as np
 import pytest
 
 from projects.eva.apis import build_inferencer, run_inference
@@ -126,21 +127,33 @@ def test_class_count_must_match_the_head(one_thread):
         build_inferencer(det, None, device='cpu', classes=['a'])
 
 
-def test_small_picture_and_no_weights_are_marked(tmp_path, capsys, one_thread):
+def test_small_picture_and_no_weights_are_marked(tmp_path, one_thread):
     """A 32 px photo is drawn at 224 px (the labels scale with the picture); a run without
-    weights warns and says so in every record."""
+    weights warns, says so in every record and draws a red "NO TRAINED WEIGHTS" band under every
+    picture (every frame of a video), from the tool and from the Python API alike."""
     from PIL import Image
     from sklearn.datasets import load_sample_image
+
+    from projects.eva.apis.inference import inference, mark_no_weights
     small = tmp_path / 'small.png'
     Image.fromarray(load_sample_image('china.jpg')[100:132, 200:232]).save(small)
     import inference as cli
     out = tmp_path / 'out'
-    rec = cli.main([CLS, 'none', str(small), '--out-dir', str(out)])[0]
-    assert Image.open(out / 'vis' / rec['visualization']).size == (224, 224)
+    with pytest.warns(UserWarning, match='checkpoint none: no trained weights'):
+        rec = cli.main([CLS, 'none', str(small), '--out-dir', str(out)])[0]
+    picture = np.asarray(Image.open(out / 'vis' / rec['visualization']).convert('RGB'))
+    assert picture.shape == (224, 224, 3)
     assert 'no trained weights' in rec['warning']
-    assert 'warning: checkpoint none: no trained weights' in capsys.readouterr().err
     assert 'no trained weights' in json.loads((out / 'preds' / 'small.json').read_text())[
         'warning']
+    band = picture[-12:]  # red, with white text
+    assert (band == (200, 0, 0)).all(-1).mean() > 0.5 and (band > 240).all(-1).any()
+    with pytest.warns(UserWarning, match='checkpoint none'):
+        api = inference(CLS, None, [str(small)], out_dir=str(tmp_path / 'api'), device='cpu',
+                        progress=False)[0]
+    assert api['checkpoint'] is None and api['warning'] == rec['warning']
+    clip = np.zeros((3, 40, 60, 3), np.uint8)
+    assert (mark_no_weights(clip)[:, -1, 0] == (200, 0, 0)).all()
 
 
 @pytest.mark.parametrize('config', [

@@ -15,6 +15,7 @@ and file names for every task (docs/inference.md lists them).
 import json
 import os
 import os.path as osp
+import warnings
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
@@ -161,6 +162,9 @@ def build_inferencer(config: Union[str, Config], checkpoint: Optional[str] = Non
                 inferencer.visualizer.dataset_meta = dict(classes=list(meta['classes']))
     inferencer.eva_task = task
     inferencer.eva_scope = scope
+    inferencer.eva_checkpoint = checkpoint  # None: run_inference marks every output
+    if checkpoint is None:
+        warnings.warn(f'checkpoint none: {NO_WEIGHTS}', stacklevel=2)
     return inferencer
 
 
@@ -283,6 +287,8 @@ def _with_topk_labels(ds, k: int):
 
 
 MIN_PICTURE = 224  # short edge at which the upstream visualizers' text is readable
+NO_WEIGHTS = ("no trained weights: the config's initialisation (random unless its init_cfg "
+              'loads some), so the predictions say nothing about the images')
 
 
 def _readable_size(hw) -> Optional[int]:
@@ -339,6 +345,26 @@ def _dense_at_readable_size(path: str, ds, task: str):
         ds.pred_sem_seg = PixelData(data=nearest(ds.pred_sem_seg.data))  # a new (h, w) map
     ds.set_metainfo(dict(img_shape=(h, w), ori_shape=(h, w)))
     return image, ds
+
+
+def mark_no_weights(image: np.ndarray) -> np.ndarray:
+    """A red band saying "NO TRAINED WEIGHTS" across the bottom of a picture (every frame of a
+    video; the visualizers draw their labels at the top), so a picture from a ``none``
+    checkpoint is not taken for a prediction."""
+    import cv2
+    image = np.ascontiguousarray(image, dtype=np.uint8).copy()
+    frames = image if image.ndim == 4 else image[None]
+    w = frames.shape[2]
+    text, font = 'NO TRAINED WEIGHTS', cv2.FONT_HERSHEY_SIMPLEX
+    scale = 0.5 * w / cv2.getTextSize(text, font, 1.0, 2)[0][0]
+    (tw, th), base = cv2.getTextSize(text, font, scale, max(1, round(2 * scale)))
+    band = th + base + 4
+    origin = ((w - tw) // 2, frames.shape[1] - base - 2)
+    for f in frames:
+        f[-band:] = (200, 0, 0)  # RGB red
+        cv2.putText(f, text, origin, font, scale, (255, 255, 255), max(1, round(2 * scale)),
+                    cv2.LINE_AA)
+    return image
 
 
 def _save_vis(image: np.ndarray, path_no_ext: str, video_format: str = 'gif') -> str:
@@ -433,6 +459,8 @@ def run_inference(inferencer, inputs: Union[str, Sequence[str]], out_dir: Option
     from .video_vis import VIDEO_FORMATS
     if video_format not in VIDEO_FORMATS:
         raise ValueError(f'video format must be one of {VIDEO_FORMATS}, got {video_format!r}')
+    if getattr(inferencer, 'eva_checkpoint', '') is None:
+        extra = dict(extra or {}, checkpoint=None, warning=NO_WEIGHTS)
     paths = collect_inputs(inputs, task)
     names = output_names(paths)
     classes = _classes_of(inferencer, task)
@@ -515,6 +543,8 @@ def _write_record(inferencer, task, path, name, ds, classes, extra, topk, score_
         rec.pop('seg_map')
     if vis_dir:
         image = _visualize(inferencer, task, path, ds, classes, score_thr, opacity, topk)
+        if rec.get('warning') == NO_WEIGHTS:
+            image = mark_no_weights(image)
         rec['visualization'] = osp.basename(_save_vis(image, osp.join(vis_dir, name),
                                                       video_format))
     if preds_dir:
