@@ -3,9 +3,10 @@ configs/custom/ config with only its "your data" / "your schedule" values edited
 through tools/train.py, predictions through tools/inference.py; each must learn (task metric
 well above chance).
 
-What differs from a user's run, and only to fit 2 CPU cores in a minute: the appended
-``TINY`` block (docs/custom_data.md, "How the tests run the guide") shrinks the model and
-input size and uses fp32 ``OptimWrapper``; ``load_from`` / ``checkpoint`` point at a
+What differs from a user's run, and only to fit 2 CPU cores in a minute: detection trains
+the guide's ``_cpu-tiny`` recipe (already small, fp32); classification and segmentation
+append a ``TINY`` block (docs/custom_data.md, "How the tests run the guide") that shrinks the
+model and input size and uses fp32 ``OptimWrapper``; ``load_from`` / ``checkpoint`` point at a
 checkpoint converted by tools/model_converters/eva_to_mm.py from a tiny random model in the
 released EVA-01 layout (no released weights can be downloaded here), or at none.
 """
@@ -26,18 +27,20 @@ sys.path.insert(0, osp.join(ROOT, 'tools'))
 CUSTOM = osp.join(ROOT, 'configs', 'custom')
 
 
-def user_config(tmp_path, name, values, tiny):
+def user_config(tmp_path, name, values, tiny=''):
     """configs/custom/<name> with the given ``variable = value`` lines replaced (what the
-    guide tells users to edit), then the ``tiny`` block appended; the copy finds its bases
-    through ``EVA_CONFIGS``, which tools/train.py sets (docs/custom_data.md)."""
+    guide tells users to edit), then the ``tiny`` block (if any) appended; the copy finds its
+    bases through ``EVA_CONFIGS``, which tools/train.py sets (docs/custom_data.md)."""
     with open(osp.join(CUSTOM, name)) as f:
         text = f.read()
     for var, value in values.items():
         text, n = re.subn(rf'^{re.escape(var)} = .*$', f'{var} = {value}', text, count=1,
                           flags=re.M)
         assert n == 1, f'{name} has no line "{var} = ..."'
+    if tiny:
+        text += '\n# ---- TINY (tests only; docs/custom_data.md)\n' + tiny
     path = tmp_path / name
-    path.write_text(text + '\n# ---- TINY (tests only; docs/custom_data.md)\n' + tiny)
+    path.write_text(text)
     return str(path)
 
 
@@ -142,60 +145,6 @@ def test_imagefolder_classification_learns(tmp_path, one_thread):
 
 
 # ---------------------------------------------------------------------- detection
-DET_TINY = """
-ch = 32
-model['backbone'].update(arch=dict(_delete_=True, embed_dims=96, num_layers=4, num_heads=3,
-                                   feedforward_channels=384),
-                         img_size=128, pos_embed_size=128, window_size=4,
-                         global_block_indices=(1, 3), drop_path_rate=0.0, with_cp=False,
-                         freeze_patch_embed=False, fp32_attn_and_norm=False)
-model.update(
-    data_preprocessor=dict(batch_augments=[dict(type='BatchFixedSizePad', size=(128, 128),
-                                                pad_mask=True)], test_pad_size=(128, 128)),
-    neck=dict(in_channels=96, out_channels=ch),  # the real pyramid, LN2d included
-    rpn_head=dict(in_channels=ch, feat_channels=ch, anchor_generator=dict(scales=[4])),
-    train_cfg=dict(rpn_proposal=dict(nms_pre=200, max_per_img=32),
-                   rcnn=[dict(assigner=dict(type='MaxIoUAssigner', pos_iou_thr=iou,
-                                            neg_iou_thr=iou, min_pos_iou=iou,
-                                            match_low_quality=False, ignore_iof_thr=-1),
-                              sampler=dict(type='RandomSampler', num=16, pos_fraction=0.25,
-                                           neg_pos_ub=-1, add_gt_as_proposals=True),
-                              mask_size=28, pos_weight=-1, debug=False)
-                         for iou in (0.5, 0.6, 0.7)]),
-    test_cfg=dict(rpn=dict(nms_pre=200, max_per_img=32), rcnn=dict(max_per_img=10)))
-model['roi_head'].update(bbox_roi_extractor=dict(out_channels=ch),
-                         mask_roi_extractor=dict(out_channels=ch),
-                         mask_head=dict(num_classes=num_classes, in_channels=ch,
-                                        conv_out_channels=ch))
-for head in model['roi_head']['bbox_head']:
-    head.update(in_channels=ch, conv_out_channels=ch, fc_out_channels=64)
-train_pipeline = [
-    dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='RandomResize', scale=(128, 128), ratio_range=(0.8, 1.25), keep_ratio=True),
-    dict(type='RandomCrop', crop_type='absolute_range', crop_size=(128, 128),
-         recompute_bbox=True, allow_negative_crop=True),
-    dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2)), dict(type='PackDetInputs')]
-test_pipeline = [
-    dict(type='LoadImageFromFile'), dict(type='Resize', scale=(128, 128), keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                                          'scale_factor'))]
-train_dataloader.update(batch_size=8, num_workers=0, persistent_workers=False)
-train_dataloader['dataset']['pipeline'] = train_pipeline
-val_dataloader.update(batch_size=8, num_workers=0, persistent_workers=False)
-val_dataloader['dataset']['pipeline'] = test_pipeline
-test_dataloader = val_dataloader
-optim_wrapper = dict(_delete_=True, type='OptimWrapper',
-                     constructor='EVALayerDecayOptimWrapperConstructor',
-                     optimizer=dict(type='AdamW', lr=3e-3, betas=(0.9, 0.999), weight_decay=0.1),
-                     paramwise_cfg=dict(layer_decay_rate=0.9, no_decay_1d=False),
-                     clip_grad=dict(max_norm=10.0))
-default_hooks.update(logger=dict(type='LoggerHook', interval=25))
-env_cfg = dict(dist_cfg=dict(backend='gloo'))
-"""
-
-
 @pytest.mark.slow
 def test_coco_format_detection_learns(tmp_path, one_thread):
     from projects.eva.demo.synthetic_detection import make_coco_instances
@@ -207,12 +156,12 @@ def test_coco_format_detection_learns(tmp_path, one_thread):
                         radius=(0.15, 0.28))
     with open(root + 'annotations/instances_train.json') as f:
         cats = [c['name'] for c in sorted(json.load(f)['categories'], key=lambda c: c['id'])]
-    cfg = user_config(tmp_path, 'cascade-mask-rcnn_eva-g-p16_custom-coco.py', {
+    # the guide's CPU recipe, downsized already: only its data and schedule values change
+    cfg = user_config(tmp_path, 'eva02-b-p16_cascade-mask-rcnn_custom-coco_cpu-tiny.py', {
         'classes': repr(tuple(cats)), 'data_root': repr(root),
         'train_ann, val_ann': "'annotations/instances_train.json', "
                               "'annotations/instances_val.json'",
-        'load_from': 'None', 'max_iters, warmup_iters': '240, 20', 'batch_size': '8'},
-        DET_TINY)
+        'max_iters, warmup_iters': '240, 20'})
     work = str(tmp_path / 'work')
     ckpt = train(cfg, work, seed=0)
     metrics = last_metrics(work)
