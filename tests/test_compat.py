@@ -202,9 +202,11 @@ def test_atomic_local_writes(tmp_path, monkeypatch):
 
 def test_importing_the_package_patches_nothing():
     """Every fix waits for ``compat.apply()``: importing projects.eva and its task packages
-    leaves mmengine, mmcv and torch as they are."""
+    leaves mmengine, mmcv and torch as they are, and sets no ``EVA_CONFIGS`` (only
+    ``compat.apply()``, which the tools call, points it at this repository's configs/). One
+    fresh Python for both: it imports the whole stack (~7 s)."""
     code = (
-        'import sys; sys.path.insert(0, sys.argv[1])\n'
+        'import os, sys; sys.path.insert(0, sys.argv[1])\n'
         'from mmengine.fileio.backends import LocalBackend\n'
         'from mmengine.runner.checkpoint import CheckpointLoader\n'
         'import mmengine.dist.utils as du, mmcv.ops, mmcv.transforms as T, torch\n'
@@ -218,10 +220,12 @@ def test_importing_the_package_patches_nothing():
         '         mmcv.ops.nms, T.LoadImageFromFile.transform,\n'
         '         len(torch.serialization.get_safe_globals()))\n'
         'assert before == after, (before, after)\n'
+        'assert "EVA_CONFIGS" not in os.environ, os.environ["EVA_CONFIGS"]\n'
         'from projects.eva import compat; compat.apply()\n'
         'assert LocalBackend.put is not before[0] and mmcv.ops.nms is not before[3]\n'
-        'print("ok")\n')
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    out = subprocess.run([sys.executable, '-c', code, ROOT], env=env, capture_output=True,
-                         text=True, timeout=300)
-    assert out.returncode == 0 and 'ok' in out.stdout, out.stderr[-3000:]
+        'print(os.environ["EVA_CONFIGS"])\n')
+    env = {k: v for k, v in os.environ.items() if k != 'EVA_CONFIGS'}
+    out = subprocess.run([sys.executable, '-c', code, ROOT], env=dict(env, OMP_NUM_THREADS='1'),
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == os.path.join(ROOT, 'configs')

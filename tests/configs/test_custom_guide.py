@@ -41,20 +41,6 @@ def test_exported_config_root_wins(monkeypatch):
     assert os.environ['EVA_CONFIGS'] == '/my/configs'
 
 
-def test_importing_the_package_sets_no_config_root():
-    """Only ``compat.apply()`` (the tools) sets ``EVA_CONFIGS``: an import has no side effect."""
-    code = ('import os, sys; sys.path.insert(0, sys.argv[1])\n'
-            'import projects.eva, projects.eva.models, projects.eva.apis\n'
-            'assert "EVA_CONFIGS" not in os.environ\n'
-            'from projects.eva import compat; compat.config_root()\n'
-            'print(os.environ["EVA_CONFIGS"])\n')
-    env = {k: v for k, v in os.environ.items() if k != 'EVA_CONFIGS'}
-    out = subprocess.run([sys.executable, '-c', code, ROOT], env=dict(env, OMP_NUM_THREADS='1'),
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.strip().splitlines()[-1] == osp.join(ROOT, 'configs')
-
-
 def test_recipes_fit_and_tiny_variants_inherit_them():
     """The four recipes are EVA-02-B with activation checkpointing and bf16; each CPU variant
     inherits its recipe (so the guide's tiny run goes through the recipe's own config)."""
