@@ -128,6 +128,16 @@ def _tiny_det_cfg(path=DET_SYS_MASK):
     cfg.model.test_cfg.rpn.update(nms_pre=100, max_per_img=16)
     for stage in cfg.model.train_cfg.rcnn:
         stage.sampler.num = 32
+    # 32 channels after the backbone (256 in the config): the mask head's four 3x3 convs run
+    # on every soft-NMS survivor at each of the three stages, most of the test's time at 256
+    width = 32
+    cfg.model.neck.out_channels = width
+    cfg.model.rpn_head.update(in_channels=width, feat_channels=width)
+    cfg.model.roi_head.bbox_roi_extractor.out_channels = width
+    cfg.model.roi_head.mask_roi_extractor.out_channels = width
+    for head in cfg.model.roi_head.bbox_head:
+        head.update(in_channels=width, conv_out_channels=width, fc_out_channels=64)
+    cfg.model.roi_head.mask_head.update(in_channels=width, conv_out_channels=width)
     return cfg
 
 
@@ -165,7 +175,7 @@ def _det_samples(n=2, size=64):
     return out
 
 
-def test_tiny_eva02_detector_loss_backward_and_sys_predict():
+def test_tiny_eva02_detector_loss_backward_and_sys_predict(one_thread):
     """The sys mask-evaluation config (soft-NMS, score 0, no top-k, maskness) at tiny size:
     every loss is finite, gradients reach every backbone parameter (the patch embedding
     trains), and prediction returns scored boxes with pasted masks."""
