@@ -98,3 +98,14 @@ def pytest_configure(config):
     config.addinivalue_line(
         'markers', 'slow: trains with a Runner or starts fresh Python processes (seconds to '
         'minutes on CPU); CI runs them, the inner loop (-m "not slow") does not')
+
+
+def pytest_collection_finish(session):
+    """The collected modules (torch, the OpenMMLab stack, every test module) are millions of
+    objects that live for the session; each full garbage collection -- Python's own, or a
+    tool's ``gc.collect()`` such as gpu_check's between cases (~0.3 s each) -- walked them all.
+    Frozen, a collection walks only what the tests create (tests/detection, engine, apis and
+    deployment: 97.7 s -> 85.6 s)."""
+    import gc
+    gc.collect()
+    gc.freeze()
