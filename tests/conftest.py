@@ -101,7 +101,7 @@ def pytest_configure(config):
 
 
 def pytest_collection_finish(session):
-    """The collected modules (torch, the OpenMMLab stack, every test module) are millions of
+    """The collected modules (torch, the OpenMMLab stack, every test module) are ~600k
     objects that live for the session; each full garbage collection -- Python's own, or a
     tool's ``gc.collect()`` such as gpu_check's between cases (~0.3 s each) -- walked them all.
     Frozen, a collection walks only what the tests create (tests/detection, engine, apis and
