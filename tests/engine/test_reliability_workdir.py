@@ -72,22 +72,32 @@ def test_second_run_in_a_live_work_dir_is_refused_and_a_killed_run_leaves_no_loc
 def test_lock_is_per_process_and_released(tmp_path):
     """The same process may train again in its work dir (a notebook, a resume after an
     exception); another process may not; after release, it may."""
-    from projects.eva.engine.lock import acquire_work_dir, release_work_dir
+    from projects.eva.engine import lock
     work = str(tmp_path / 'w')
-    assert acquire_work_dir(work) is None
-    assert acquire_work_dir(work) is None  # re-entrant in this process
-    probe = ('import importlib.util as u; '  # lock.py alone: the engine package is slow to import
-             's = u.spec_from_file_location("lock", %r); m = u.module_from_spec(s); '
-             's.loader.exec_module(m); print("holder:", m.acquire_work_dir(%r))'
-             % (osp.join(ROOT, 'projects/eva/engine/lock.py'), work))
+    assert lock.acquire_work_dir(work) is None
+    assert lock.acquire_work_dir(work) is None  # re-entrant in this process
 
-    def holder(res):  # the last line: importing the engine may log before it
-        return [line for line in res.stdout.splitlines() if line.startswith('holder: ')][-1]
-    held = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True)
-    assert holder(held).startswith(f'holder: PID {os.getpid()} on '), held.stdout + held.stderr
-    release_work_dir(work)
-    free = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True)
-    assert holder(free) == 'holder: None', free.stdout + free.stderr
+    def other_process():
+        """``acquire_work_dir`` in a forked child with the empty lock table of a new process
+        (a fresh Python would spend seconds importing mmengine for lock.py)."""
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: answer through the pipe, never return into pytest
+            try:
+                os.close(read)
+                lock._HELD.clear()
+                os.write(write, repr(lock.acquire_work_dir(work)).encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        with os.fdopen(read) as f:
+            answer = f.read()
+        os.waitpid(pid, 0)
+        return answer
+    held = other_process()
+    assert held.startswith(f"'PID {os.getpid()} on "), held
+    lock.release_work_dir(work)
+    assert other_process() == 'None'
 
 
 RANK_SCRIPT = '''
