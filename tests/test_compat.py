@@ -173,7 +173,8 @@ def test_safe_checkpoint_loading_of_a_url(tmp_path, monkeypatch):
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
     server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs=dict(poll_interval=0.01),  # quick shutdown
+                     daemon=True).start()
     try:
         url = f'http://127.0.0.1:{server.server_port}'
         model = torch.nn.Linear(2, 1)

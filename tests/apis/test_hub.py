@@ -72,7 +72,9 @@ def server(tmp_path):
     RangeHandler.requests, RangeHandler.cut = [], None
     httpd = http.server.ThreadingHTTPServer(
         ('127.0.0.1', 0), functools.partial(RangeHandler, directory=str(root)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    # shutdown() waits for the loop to poll (every 0.5 s by default)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs=dict(poll_interval=0.01),
+                              daemon=True)
     thread.start()
     yield root, f'http://127.0.0.1:{httpd.server_address[1]}/'
     httpd.shutdown()
