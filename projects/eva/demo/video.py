@@ -11,11 +11,12 @@ SPLITS = {'train': 256, 'val': 32}  # videos per class (4 classes)
 def run_demo_stage(work_dir: str, data_root: str) -> list:
     import cv2
 
+    from ..apis import video_vis
     from . import synthetic, synthetic_video
     root = osp.join(data_root, 'video')
     spec = dict(per_class=SPLITS, size=64, frames=16, seed=0, opencv=cv2.__version__)
     ensure_data(root, spec, lambda: synthetic_video.make_moving_shapes(
-        root, SPLITS, size=64, frames=16, seed=0), [synthetic, synthetic_video])
+        root, SPLITS, size=64, frames=16, seed=0), [synthetic, synthetic_video, video_vis])
     out = osp.join(work_dir, 'video')
     opts = {'train_dataloader.dataset.dataset.ann_file': osp.join(root, 'train_list_videos.txt'),
             'train_dataloader.dataset.dataset.data_prefix.video': root}
