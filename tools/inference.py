@@ -109,7 +109,7 @@ def main(argv=None):
     templates = read_lines(args.prompts_file) if args.prompts_file else None
     checkpoint = None if args.checkpoint.lower() == 'none' else args.checkpoint
     set_threads(args.threads, 1, args.device)  # the inferencer reads images in-process
-    extra = dict(config=args.config, checkpoint=checkpoint)  # none: a warning and a mark
+    extra = dict(config=args.config, checkpoint=checkpoint)
     inferencer = build_inferencer(args.config, checkpoint, device=args.device,
                                   classes=classes, templates=templates,
                                   cfg_options=args.cfg_options)

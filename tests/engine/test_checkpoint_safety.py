@@ -104,7 +104,6 @@ def test_non_finite_weights_are_named_when_loaded(tmp_path):
         read_checkpoint(path)
 
 
-
 def test_attention_masks_may_hold_inf_but_not_nan(tmp_path):
     """EVA-02-CLIP's released files keep open_clip's causal ``text.attn_mask`` (-inf above the
     diagonal): the converter refused every one of them as a diverged run."""

@@ -347,12 +347,17 @@ def _dense_at_readable_size(path: str, ds, task: str):
     return image, ds
 
 
+def _without_weights(inferencer) -> bool:
+    """Built by :func:`build_inferencer` with checkpoint None (``none`` in the tool)."""
+    return getattr(inferencer, 'eva_checkpoint', '') is None
+
+
 def mark_no_weights(image: np.ndarray) -> np.ndarray:
     """A red band saying "NO TRAINED WEIGHTS" across the bottom of a picture (every frame of a
     video; the visualizers draw their labels at the top), so a picture from a ``none``
     checkpoint is not taken for a prediction."""
     import cv2
-    image = np.ascontiguousarray(image, dtype=np.uint8).copy()
+    image = np.array(image, dtype=np.uint8)  # a C-ordered copy: the caller's stays as it was
     frames = image if image.ndim == 4 else image[None]
     w = frames.shape[2]
     text, font = 'NO TRAINED WEIGHTS', cv2.FONT_HERSHEY_SIMPLEX
@@ -459,7 +464,7 @@ def run_inference(inferencer, inputs: Union[str, Sequence[str]], out_dir: Option
     from .video_vis import VIDEO_FORMATS
     if video_format not in VIDEO_FORMATS:
         raise ValueError(f'video format must be one of {VIDEO_FORMATS}, got {video_format!r}')
-    if getattr(inferencer, 'eva_checkpoint', '') is None:
+    if _without_weights(inferencer):
         extra = dict(extra or {}, checkpoint=None, warning=NO_WEIGHTS)
     paths = collect_inputs(inputs, task)
     names = output_names(paths)
@@ -543,7 +548,7 @@ def _write_record(inferencer, task, path, name, ds, classes, extra, topk, score_
         rec.pop('seg_map')
     if vis_dir:
         image = _visualize(inferencer, task, path, ds, classes, score_thr, opacity, topk)
-        if rec.get('warning') == NO_WEIGHTS:
+        if _without_weights(inferencer):
             image = mark_no_weights(image)
         rec['visualization'] = osp.basename(_save_vis(image, osp.join(vis_dir, name),
                                                       video_format))
